@@ -1,0 +1,285 @@
+"""Building one record: level, caller, contexts, common fields, event_id, redaction, JSON.
+
+This runs on the application's thread for every log call, so it does one
+pass over the fields and one JSON encoding, and it never raises: a value
+that JSON cannot hold gets a sensible string form instead.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import decimal
+import enum
+import json
+import os
+import re
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import PurePath
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from .context import _request_context, _user_context
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
+LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
+_LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
+
+# Matched against each key lower-cased with '-' as '_', at any depth.
+# Exact names rather than substrings, so "token_count" or "secretary" stay.
+DEFAULT_REDACT_KEYS = frozenset(
+    {
+        "password", "passwd", "pwd", "pass", "secret", "client_secret", "token",
+        "access_token", "refresh_token", "id_token", "auth_token", "session_token",
+        "api_key", "apikey", "x_api_key", "authorization", "proxy_authorization",
+        "cookie", "set_cookie", "private_key", "credit_card", "card_number", "cvv",
+        "ssn",
+    }
+)  # fmt: skip
+REDACTED = "[REDACTED]"
+
+_LIB_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def normalise_level(level: Any) -> str | None:
+    """``'warning'`` -> ``'WARN'``; ``None`` for a name that is no level."""
+    if level in LEVEL_RANK:
+        return level
+    if not isinstance(level, str):
+        return None
+    upper = level.strip().upper()
+    upper = _LEVEL_ALIASES.get(upper, upper)
+    return upper if upper in LEVEL_RANK else None
+
+
+def uuid7(unix_ms: int | None = None) -> str:
+    """A time-ordered UUID (RFC 9562 version 7): 48-bit ms timestamp, then 74 random bits.
+
+    ``os.urandom`` rather than the ``random`` module: two forked workers must
+    never draw the same bits, or the server would drop one record as a duplicate.
+    """
+    ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (
+        (ms & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | (rand >> 68) << 64
+        | 0b10 << 62
+        | rand & 0x3FFF_FFFF_FFFF_FFFF
+    )
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def find_caller(frame: FrameType | None) -> FrameType | None:
+    """The first frame, walking outwards, whose code is not in this package."""
+    while frame is not None and frame.f_code.co_filename.startswith(_LIB_DIR):
+        frame = frame.f_back
+    return frame
+
+
+def _json_default(value: Any) -> Any:
+    """The string (or list) form of a value JSON has no type for."""
+    if isinstance(value, _dt.datetime | _dt.date | _dt.time):
+        return value.isoformat()
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, decimal.Decimal | uuid.UUID | PurePath):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", "backslashreplace")
+    if isinstance(value, set | frozenset):
+        try:
+            return sorted(value)
+        except TypeError:
+            return list(value)
+    if isinstance(value, BaseException):
+        return f"{type(value).__name__}: {value}"
+    return _safe_repr(value)
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<unrepresentable {type(value).__name__}>"
+
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=_json_default
+)
+
+
+def _sanitise(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
+    """A JSON-safe copy: string keys, finite floats, no cycles, bounded depth.
+
+    Only used when the fast encoding failed, so it can afford to be thorough.
+    """
+    if depth > 64:
+        return "<too deep>"
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return str(value)
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    if id(value) in seen:
+        return "<circular>"
+    inner = seen | {id(value)}
+    if isinstance(value, Mapping):
+        return {
+            k if isinstance(k, str) else str(_json_key(k)): _sanitise(v, depth + 1, inner)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_sanitise(v, depth + 1, inner) for v in value]
+    converted = _json_default(value)
+    if isinstance(converted, list):
+        return [_sanitise(v, depth + 1, inner) for v in converted]
+    return converted
+
+
+def _json_key(key: Any) -> Any:
+    return key if isinstance(key, int | float | bool) or key is None else _json_default(key)
+
+
+def encode(record: dict[str, Any]) -> str:
+    """JSON text of ``record``; never raises, always valid UTF-8."""
+    try:
+        text = _ENCODER.encode(record)
+    except (TypeError, ValueError, RecursionError):
+        text = _ENCODER.encode(_sanitise(record))
+    if not text.isascii() and _SURROGATES.search(text):
+        # A lone surrogate (e.g. an undecodable file name) cannot be stored as
+        # UTF-8; U+FFFD keeps the rest of the text.
+        text = _SURROGATES.sub("\ufffd", text)
+    return text
+
+
+def _to_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    try:
+        return str(value)
+    except Exception:
+        return _safe_repr(value)
+
+
+class RecordBuilder:
+    """Turns one log call into ``(created_at, json_text)``.
+
+    Precedence, as in the older client: the call's own fields, then the
+    request context, then the user context, then the client's common fields.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        frame_getter: Callable[[int], FrameType] = sys._getframe,
+    ) -> None:
+        self._clock = clock
+        self._frame_getter = frame_getter
+        self._common = [
+            (key, value)
+            for key in ("service", "environment", "service_version", "log_type")
+            if (value := getattr(settings, key)) is not None
+        ]
+        self._redact = settings.redact_keys
+        self._min_rank = LEVEL_RANK[settings.min_level]
+        self._key_cache: dict[str, bool] = {}
+
+    def build(
+        self,
+        level: Any,
+        message: Any,
+        fields: dict[str, Any],
+        *,
+        auto_caller: bool = True,
+    ) -> tuple[float, str] | None:
+        """The record's creation time and JSON text; ``None`` when below ``min_level``."""
+        rank = LEVEL_RANK.get(level)
+        if rank is None:
+            name = normalise_level(level)
+            if name is None:
+                # An unknown level never raises: the record is kept as INFO and
+                # says what it was called with.
+                fields = {**fields, "level_name": _to_text(level)}
+                name = "INFO"
+            level, rank = name, LEVEL_RANK[name]
+        if rank < self._min_rank:
+            return None
+        now = self._clock()
+        record: dict[str, Any] = {
+            "level": level,
+            "message": message if type(message) is str else _to_text(message),
+            "created_at": now,
+        }
+        if fields:
+            record.update(fields)
+        if auto_caller:
+            frame = find_caller(self._frame_getter(1))
+            if frame is not None:
+                code = frame.f_code
+                record.setdefault("function_name", code.co_name)
+                record.setdefault("file_path", code.co_filename)
+                record.setdefault("line_no", frame.f_lineno)
+        for context in (_request_context.get(), _user_context.get()):
+            if context:
+                for key, value in context.items():
+                    record.setdefault(key, value)
+        for key, value in self._common:
+            record.setdefault(key, value)
+        created_at = record["created_at"]
+        if type(created_at) is not float:
+            created_at = now
+        record["event_id"] = uuid7(int(created_at * 1000))
+        if self._redact:
+            self._redact_in(record)
+        return created_at, encode(record)
+
+    def _is_sensitive(self, key: Any) -> bool:
+        if not isinstance(key, str):
+            return False
+        hit = self._key_cache.get(key)
+        if hit is None:
+            hit = key.lower().replace("-", "_") in self._redact
+            if len(self._key_cache) < 10_000:
+                self._key_cache[key] = hit
+        return hit
+
+    def _redact_in(self, value: Any, depth: int = 0) -> None:
+        """Replace sensitive values in place, at any depth (the record is our own copy)."""
+        if depth > 32:
+            return
+        if type(value) is dict:
+            for key, inner in value.items():
+                if self._is_sensitive(key):
+                    value[key] = REDACTED
+                elif type(inner) in (dict, list):
+                    if depth == 0:
+                        # Only the top level is our own dict; copy nested
+                        # containers before changing them, the caller owns them.
+                        inner = value[key] = _copy_containers(inner)
+                    self._redact_in(inner, depth + 1)
+        elif type(value) is list:
+            for inner in value:
+                if type(inner) in (dict, list):
+                    self._redact_in(inner, depth + 1)
+
+
+def _copy_containers(value: Any, depth: int = 0) -> Any:
+    if depth > 32:
+        return value
+    if type(value) is dict:
+        return {k: _copy_containers(v, depth + 1) for k, v in value.items()}
+    if type(value) is list:
+        return [_copy_containers(v, depth + 1) for v in value]
+    return value

@@ -1,0 +1,243 @@
+"""The background sender: wake, read a batch, send, act on the outcome, repeat.
+
+One thread per client per process. It reads rows by id from its sources (the
+client's own spool, the in-memory fallback, then any orphaned spools it
+adopted), posts them, and removes rows only once the server acknowledged them
+or they were dead-lettered. A failed send is retried forever under the
+tenacity policy below; no retry count ever drops a row.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import tenacity
+
+from .transport import RETRYABLE, HttpTransport, Kind, Outcome, encode_batch
+
+logger = logging.getLogger("log_collector")
+
+Row = tuple[int, str]
+INITIAL_BACKOFF = 0.5
+UNAUTHORIZED_BACKOFF = 60.0
+
+
+class Source(Protocol):
+    path: Any
+
+    def read_batch(self, limit: int) -> list[Row]: ...
+    def ack(self, rows: list[Row]) -> None: ...
+    def dead_letter(self, rows: list[tuple[Row, str]]) -> None: ...
+    def pending(self) -> int: ...
+    def checkpoint(self) -> None: ...
+
+
+@dataclass
+class SenderStats:
+    sent: int = 0  # records in requests that got an answer (retries included)
+    acknowledged: int = 0
+    duplicates: int = 0
+    dead_lettered: int = 0
+    retries: int = 0
+    requests: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    warned: set[Kind] = field(default_factory=set)
+
+
+class _Backoff(tenacity.wait.wait_base):
+    """Retry-After when the server gave one; a long fixed wait on 401/403;
+    otherwise exponential backoff with full jitter, capped.
+    https://aws.amazon.com/blogs/architecture/exponential-backoff-and-jitter/
+    """
+
+    def __init__(self, maximum: float) -> None:
+        self._jitter = tenacity.wait_random_exponential(multiplier=INITIAL_BACKOFF, max=maximum)
+        self._maximum = maximum
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        outcome: Outcome = retry_state.outcome.result()  # type: ignore[union-attr]
+        if outcome.retry_after is not None:
+            return outcome.retry_after
+        if outcome.kind is Kind.UNAUTHORIZED:
+            return max(UNAUTHORIZED_BACKOFF, self._maximum)
+        return self._jitter(retry_state)
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        sources: Callable[[], list[Source]],
+        transport: HttpTransport,
+        batch_size: int,
+        flush_interval: float,
+        compress: bool,
+        gzip_min_records: int,
+        max_backoff: float,
+        on_drained: Callable[[Source], None] = lambda source: None,
+        on_idle: Callable[[], None] = lambda: None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self._sources = sources
+        self._transport = transport
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._compress = compress
+        self._gzip_min = gzip_min_records
+        self._on_drained = on_drained
+        self._on_idle = on_idle
+        self._sleep = sleep or self._interruptible_sleep
+        self._policy = _Backoff(max_backoff)
+        self.stats = SenderStats()
+
+        self._wake = threading.Event()
+        self._interrupt = threading.Event()
+        self._stopping = threading.Event()  # finish what is there, then exit
+        self._halt = threading.Event()  # exit now, leave the rest in the spool
+        self.progress = threading.Condition()
+        self.failing = False  # the last send attempt did not get an ack
+        self._thread: threading.Thread | None = None
+
+    # -- control ---------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="log-collector-sender", daemon=True)
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self, *, retry_now: bool = False) -> None:
+        """Look for work now; ``retry_now`` also cuts a backoff wait short (flush())."""
+        self._wake.set()
+        if retry_now:
+            self._interrupt.set()
+
+    def stop(self, deadline: float) -> bool:
+        """Send what is there until ``deadline`` (monotonic), then stop. True if it exited."""
+        self._stopping.set()
+        self.wake()
+        if self._thread is None:
+            return True
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            self._halt.set()
+            self._interrupt.set()
+            self._thread.join(1.0)
+        return not self._thread.is_alive()
+
+    def _interruptible_sleep(self, seconds: float) -> None:
+        self._interrupt.wait(seconds)
+        if not self._halt.is_set():
+            self._interrupt.clear()
+
+    # -- the loop --------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            while not self._halt.is_set():
+                self._on_idle()
+                self._drain()
+                if self._stopping.is_set() or self._halt.is_set():
+                    break
+                self._wake.wait(self._flush_interval)
+                self._wake.clear()
+        except Exception:  # never let the thread die silently; the rows stay on disk
+            if not self._halt.is_set():  # after a halt, close() may have shut the spool
+                logger.exception("log-collector: sender stopped by an unexpected error")
+        finally:
+            self._transport.reset()
+            with self.progress:
+                self.progress.notify_all()
+
+    def _drain(self) -> None:
+        for source in self._sources():
+            while not self._halt.is_set():
+                rows = source.read_batch(self._batch_size)
+                if not rows:
+                    self._on_drained(source)
+                    break
+                if not self._deliver(source, rows):
+                    return
+                with self.progress:
+                    self.progress.notify_all()
+            source.checkpoint()
+
+    def _deliver(self, source: Source, rows: list[Row]) -> bool:
+        """Send ``rows`` until each is acknowledged or dead-lettered; False if halted."""
+        outcome = self._send(rows)
+        if outcome is None:
+            return False
+        if outcome.kind is Kind.ACKED:
+            refused = dict(outcome.rejected)
+            if refused:
+                source.dead_letter(
+                    [(rows[i], f"rejected by the server: {why}") for i, why in refused.items()]
+                )
+                self.stats.dead_lettered += len(refused)
+            source.ack([row for i, row in enumerate(rows) if i not in refused])
+            self.stats.acknowledged += len(rows) - len(refused)
+            self.stats.duplicates += outcome.duplicates
+            return True
+        # TOO_LARGE or REJECTED: a single row is the culprit; a batch is split
+        # in two until the culprits stand alone (bisection), so one poisoned
+        # record costs about 2*log2(batch) requests and its neighbours arrive.
+        if len(rows) == 1:
+            source.dead_letter([(rows[0], outcome.describe())])
+            self.stats.dead_lettered += 1
+            logger.warning("log-collector: dead-lettered one record: %s", outcome.describe())
+            return True
+        middle = len(rows) // 2
+        return self._deliver(source, rows[:middle]) and self._deliver(source, rows[middle:])
+
+    def _send(self, rows: list[Row]) -> Outcome | None:
+        compress = self._compress and len(rows) >= self._gzip_min
+        body = encode_batch([row[1] for row in rows], compress=compress)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_result(lambda outcome: outcome.kind in RETRYABLE),
+            wait=self._policy,
+            stop=lambda state: self._halt.is_set(),
+            sleep=self._sleep,
+            before_sleep=self._note_failure,
+            retry_error_callback=lambda state: None,
+        )
+        outcome = retrying(self._post, body, compress, len(rows))
+        if outcome is not None:
+            self.failing = False
+        return outcome
+
+    def _post(self, body: bytes, compress: bool, count: int) -> Outcome:
+        if self._halt.is_set():
+            # tenacity makes one more attempt after an interrupted sleep; a halted
+            # sender must not start a request that could outlive close().
+            return Outcome(Kind.RETRY, detail="sender halted")
+        outcome = self._transport.send(body, gzipped=compress, count=count)
+        self.stats.requests += 1
+        if outcome.status is not None:
+            self.stats.sent += count
+        return outcome
+
+    def _note_failure(self, state: tenacity.RetryCallState) -> None:
+        outcome: Outcome = state.outcome.result()  # type: ignore[union-attr]
+        self.failing = True
+        self.stats.retries += 1
+        self.stats.last_error = outcome.describe()
+        self.stats.last_error_at = time.time()
+        if outcome.kind not in self.stats.warned:
+            # Once per kind of trouble, not once per retry: a long outage must
+            # not flood the application's own log.
+            self.stats.warned.add(outcome.kind)
+            logger.warning(
+                "log-collector: cannot deliver to %s (%s); keeping the records and retrying",
+                self._transport.url,
+                outcome.describe(),
+            )
+        with self.progress:
+            self.progress.notify_all()

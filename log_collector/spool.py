@@ -1,0 +1,551 @@
+"""The SQLite spool: one WAL-mode file per client per process.
+
+The producer side (``append``) runs on application threads; the consumer side
+(``read_batch``, ``ack``, ``dead_letter``) runs on the sender thread. This is
+the one module that holds SQL for the spool.
+
+Files are named ``<pid>-<token>.spool`` in the spool directory. The owner holds
+an exclusive ``flock`` on the file for as long as it lives, so any other
+process can tell an orphan (no live lock) from a file in use, and two senders
+never drain one file at once. flock, not fcntl: fcntl locks belong to the
+process and are dropped when *any* descriptor of the file closes, which SQLite
+itself does. https://www.sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import _migrations
+
+logger = logging.getLogger("log_collector")
+
+SUFFIX = ".spool"
+SCHEMA_KIND = "spool"
+BUSY_TIMEOUT_MS = 5_000
+# Room made by drop_oldest beyond the cap, so a full spool does not delete on every append.
+DROP_HEADROOM = 0.05
+
+Row = tuple[int, str]  # (id, body)
+FallbackFn = Callable[[list[tuple[float, str]], BaseException], None]
+
+
+class SpoolError(Exception):
+    """The spool file cannot be used (unreadable, corrupt, from a newer version)."""
+
+
+class NotAdoptable(Exception):
+    """The file is owned by a live process, vanished, or ships to another server."""
+
+
+@dataclass
+class SpoolCounters:
+    appended: int = 0
+    acknowledged: int = 0
+    dead_lettered: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+
+def _lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _connect(path: Path, *, uri_mode: str = "rw") -> sqlite3.Connection:
+    # mode=rw: never create a file here; a vanished spool must not come back empty.
+    conn = sqlite3.connect(
+        f"file:{path}?mode={uri_mode}",
+        uri=True,
+        isolation_level=None,
+        check_same_thread=False,
+    )
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    return conn
+
+
+def is_corruption(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
+
+
+def _prepare(path: Path, *, target_url: str | None, service: str | None) -> None:
+    """WAL mode and the schema, on a short-lived connection of its own.
+
+    sqlite-utils' migrations runner needs Python's default transaction handling,
+    which the hot-path connection (autocommit, explicit BEGIN) does not use.
+    """
+    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode=WAL")
+        known = {name for name, _ in _migrations.sql_files(SCHEMA_KIND)}
+        applied = set(_migrations.applied_sqlite(conn, SCHEMA_KIND))
+        if applied - known:
+            raise SpoolError(
+                f"{path} was written by a newer log-collector (schema steps "
+                f"{sorted(applied - known)}); leaving it for that version"
+            )
+        _migrations.apply_sqlite(conn, SCHEMA_KIND)
+        with conn:
+            if target_url is not None:
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('target_url', ?)",
+                    (target_url,),
+                )
+            conn.executemany(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                [
+                    ("service", service),
+                    ("pid", str(os.getpid())),
+                    ("schema_version", str(len(known))),
+                ],
+            )
+    except sqlite3.DatabaseError as exc:
+        raise SpoolError(f"{path} is not a usable spool: {exc}") from exc
+    finally:
+        conn.close()
+
+
+class Spool:
+    """One open spool file, locked by this process."""
+
+    def __init__(
+        self,
+        path: Path,
+        lock_fd: int,
+        *,
+        durability: str = "normal",
+        max_bytes: int | None = None,
+        full_policy: str = "drop_oldest",
+        max_record_age: float | None = None,
+        fallback: FallbackFn | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self._lock_fd = lock_fd
+        self._max_bytes = max_bytes
+        self._full_policy = full_policy
+        self._max_record_age = max_record_age
+        self._fallback = fallback
+        self._clock = clock
+        self.counters = SpoolCounters()
+        self.closed = False
+
+        self._wconn = _connect(path)
+        # NORMAL: a committed row survives the process being killed (the WAL is
+        # in the OS page cache), not necessarily a power cut; FULL fsyncs the WAL
+        # on every commit. https://www.sqlite.org/pragma.html#pragma_synchronous
+        sync = "FULL" if durability == "full" else "NORMAL"
+        self._wconn.execute(f"PRAGMA synchronous={sync}")
+        # The producer never checkpoints: an automatic checkpoint would run on the
+        # application thread that happened to commit. The sender checkpoints.
+        self._wconn.execute("PRAGMA wal_autocheckpoint=0")
+        self._rconn = _connect(path)
+        self._rlock = threading.Lock()
+
+        # Group commit: callers queue rows; whoever finds no commit in progress
+        # becomes the leader and writes every queued row in one transaction; the
+        # others wait for the commit that carries their row. "Durable before
+        # return" holds for every caller, and the commit cost is shared.
+        self._cv = threading.Condition(threading.Lock())
+        self._queue: list[tuple[float, str]] = []
+        self._next_batch = 1
+        self._committed = 0
+        self._leader = False
+
+        self._bytes = self._wconn.execute(
+            "SELECT coalesce(sum(length(body)), 0) FROM records"
+        ).fetchone()[0]
+        self._load_drop_counters()
+
+    # -- opening ---------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls, directory: Path, *, target_url: str, service: str | None = None, **options: Any
+    ) -> Spool:
+        """A new spool file owned (locked) by this process."""
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        name = f"{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
+        path = directory / name
+        tmp = directory / f".{name}.tmp"
+        # Created under a name no scanner looks at, locked, then renamed: there is
+        # no moment at which another process could find it unlocked.
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            _lock(fd)
+            os.rename(tmp, path)
+            _prepare(path, target_url=target_url, service=service)
+            return cls(path, fd, **options)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            os.close(fd)
+            raise
+
+    @classmethod
+    def adopt(cls, path: Path, *, target_url: str | None = None, **options: Any) -> Spool:
+        """Take over an orphaned spool file; raises NotAdoptable or SpoolError."""
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotAdoptable(f"{path} vanished") from None
+        try:
+            if not _lock(fd):
+                raise NotAdoptable(f"{path} is in use by a live process")
+            # The previous owner may have removed the file after we opened it; a
+            # lock on an unlinked inode protects nothing.
+            try:
+                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:
+                raise NotAdoptable(f"{path} vanished")
+            if os.fstat(fd).st_size == 0:
+                # Its owner died between creating and initialising it.
+                _remove_files(path)
+                raise NotAdoptable(f"{path} was never initialised; removed")
+            if target_url is not None:
+                found = read_meta(path).get("target_url")
+                if found is not None and found != target_url:
+                    raise NotAdoptable(f"{path} ships to {found}, not {target_url}")
+            _prepare(path, target_url=None, service=None)
+            return cls(path, fd, **options)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    # -- producer side ---------------------------------------------------
+
+    def append(self, created_at: float, body: str) -> None:
+        """Durably store one record before returning (or hand it to the fallback)."""
+        cv = self._cv
+        with cv:
+            self._queue.append((created_at, body))
+            ticket = self._next_batch
+            while self._committed < ticket:
+                if self._leader:
+                    cv.wait()
+                    continue
+                self._leader = True
+                rows, self._queue = self._queue, []
+                batch = self._next_batch
+                self._next_batch += 1
+                cv.release()
+                try:
+                    self._write(rows)
+                finally:
+                    cv.acquire()
+                    self._leader = False
+                    self._committed = batch
+                    cv.notify_all()
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[sqlite3.Connection]:
+        """The write connection, with no group commit or other writer in progress."""
+        with self._cv:
+            while self._leader:
+                self._cv.wait()
+            self._leader = True
+        try:
+            yield self._wconn
+        finally:
+            with self._cv:
+                self._leader = False
+                self._cv.notify_all()
+
+    def _write(self, rows: list[tuple[float, str]]) -> None:
+        conn = self._wconn
+        try:
+            if self.closed:
+                raise SpoolError("spool is closed")
+            size = sum(len(body) for _, body in rows)
+            if self._max_bytes is not None and self._bytes + size > self._max_bytes:
+                rows, size = self._make_room(rows, size)
+                if not rows:
+                    return
+            if len(rows) == 1:
+                conn.execute("INSERT INTO records(created_at, body) VALUES (?, ?)", rows[0])
+            else:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.executemany("INSERT INTO records(created_at, body) VALUES (?, ?)", rows)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
+            self._bytes += size
+            self.counters.appended += len(rows)
+        except Exception as exc:
+            if self._fallback is None:
+                raise
+            self._fallback(rows, exc)
+
+    def _make_room(
+        self, rows: list[tuple[float, str]], size: int
+    ) -> tuple[list[tuple[float, str]], int]:
+        """Apply the spool-full policy; returns the rows still to insert."""
+        assert self._max_bytes is not None
+        if self._full_policy == "drop_newest" or size > self._max_bytes:
+            self._count_drop("spool_full", len(rows), persist=True)
+            return [], 0
+        need = self._bytes + size - int(self._max_bytes * (1 - DROP_HEADROOM))
+        freed, ids = 0, []
+        for row_id, length in self._wconn.execute(
+            "SELECT id, length(body) FROM records ORDER BY id"
+        ):
+            if freed >= need:
+                break
+            ids.append(row_id)
+            freed += length
+        self._delete_ids(ids)
+        self._bytes -= freed
+        self._count_drop("spool_full", len(ids), persist=True)
+        return rows, size
+
+    # -- consumer side (the sender thread) -------------------------------
+
+    def read_batch(self, limit: int) -> list[Row]:
+        """The oldest ``limit`` rows, by id. Nothing is removed until ``ack``."""
+        if self._max_record_age is not None:
+            self._expire()
+        with self._rlock:
+            return self._rconn.execute(
+                "SELECT id, body FROM records ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+
+    def ack(self, rows: list[Row]) -> None:
+        """Delete exactly these rows: the server has them."""
+        if not rows:
+            return
+        with self._exclusive():
+            self._delete_ids([row_id for row_id, _ in rows])
+            self._bytes -= sum(len(body) for _, body in rows)
+            self.counters.acknowledged += len(rows)
+
+    def dead_letter(self, rows: list[tuple[Row, str]]) -> None:
+        """Move rows the server refused for good to ``dead_letters``, with the reason."""
+        if not rows:
+            return
+        now = self._clock()
+        with self._exclusive() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT INTO dead_letters(created_at, body, reason, failed_at) "
+                    "SELECT created_at, body, ?, ? FROM records WHERE id = ?",
+                    [(reason, now, row_id) for (row_id, _), reason in rows],
+                )
+                conn.executemany(
+                    "DELETE FROM records WHERE id = ?", [(row_id,) for (row_id, _), _ in rows]
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            self._bytes -= sum(len(body) for (_, body), _ in rows)
+            self.counters.dead_lettered += len(rows)
+
+    def checkpoint(self) -> None:
+        """Move WAL content into the database file without blocking writers."""
+        with self._rlock:
+            self._rconn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def _expire(self) -> None:
+        assert self._max_record_age is not None
+        cutoff = self._clock() - self._max_record_age
+        with self._exclusive():
+            stale = self._wconn.execute(
+                "SELECT count(*), coalesce(sum(length(body)), 0) FROM records WHERE created_at < ?",
+                (cutoff,),
+            ).fetchone()
+            if stale[0]:
+                self._wconn.execute("DELETE FROM records WHERE created_at < ?", (cutoff,))
+                self._bytes -= stale[1]
+                self._count_drop("max_record_age", stale[0], persist=True)
+
+    # -- inspection ------------------------------------------------------
+
+    def pending(self) -> int:
+        with self._rlock:
+            return self._rconn.execute("SELECT count(*) FROM records").fetchone()[0]
+
+    def high_water(self) -> int:
+        """The id of the newest row committed so far (0 when none ever was)."""
+        with self._rlock:
+            row = self._rconn.execute(
+                "SELECT seq FROM sqlite_sequence WHERE name = 'records'"
+            ).fetchone()
+        return row[0] if row else 0
+
+    def oldest_id(self) -> int | None:
+        with self._rlock:
+            return self._rconn.execute("SELECT min(id) FROM records").fetchone()[0]
+
+    def oldest_created_at(self) -> float | None:
+        with self._rlock:
+            row = self._rconn.execute(
+                "SELECT created_at FROM records ORDER BY id LIMIT 1"
+            ).fetchone()
+        return row[0] if row else None
+
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def body_at(self, index: int) -> str | None:
+        with self._rlock:
+            row = self._rconn.execute(
+                "SELECT body FROM records ORDER BY id LIMIT 1 OFFSET ?", (index,)
+            ).fetchone()
+        return row[0] if row else None
+
+    def iter_bodies(self, chunk: int = 500) -> Iterator[str]:
+        after = 0
+        while True:
+            with self._rlock:
+                rows = self._rconn.execute(
+                    "SELECT id, body FROM records WHERE id > ? ORDER BY id LIMIT ?", (after, chunk)
+                ).fetchall()
+            if not rows:
+                return
+            after = rows[-1][0]
+            for _, body in rows:
+                yield body
+
+    # -- closing ---------------------------------------------------------
+
+    def close(self, *, remove_if_empty: bool = True) -> int:
+        """Close the file; remove it when nothing is left. Returns the rows left."""
+        with self._exclusive():
+            if self.closed:
+                return 0
+            self.closed = True
+            left = self._wconn.execute("SELECT count(*) FROM records").fetchone()[0]
+            dead = self._wconn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+            with self._rlock:
+                self._rconn.close()
+            self._wconn.close()
+            if remove_if_empty and left == 0 and dead == 0:
+                # Unlinked while the lock is still held: a process waiting for the
+                # lock sees a different (or no) inode and leaves it alone.
+                _remove_files(self.path)
+            os.close(self._lock_fd)
+            return left
+
+    def abandon(self) -> list[Any]:
+        """Drop this spool in a forked child without touching the parent's handles.
+
+        Closing the inherited SQLite connection in the child could release or
+        corrupt the parent's locks (https://www.sqlite.org/howtocorrupt.html,
+        section 2.6); the caller keeps the returned objects alive forever so
+        their finalisers never run. The lock descriptor is closed: the flock
+        belongs to the open file description, which the parent still holds.
+        """
+        self.closed = True
+        with contextlib.suppress(OSError):
+            os.close(self._lock_fd)
+        return [self._wconn, self._rconn]
+
+    # -- counters --------------------------------------------------------
+
+    def _count_drop(self, reason: str, n: int, *, persist: bool) -> None:
+        if n <= 0:
+            return
+        self.counters.dropped[reason] = self.counters.dropped.get(reason, 0) + n
+        if persist:
+            self._wconn.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+                (f"dropped:{reason}", n),
+            )
+        logger.warning("log-collector dropped %d record(s) from %s: %s", n, self.path, reason)
+
+    def _load_drop_counters(self) -> None:
+        for key, value in self._wconn.execute(
+            "SELECT key, value FROM meta WHERE key LIKE 'dropped:%'"
+        ):
+            self.counters.dropped[key.split(":", 1)[1]] = int(value)
+
+    def _delete_ids(self, ids: list[int]) -> None:
+        if ids:
+            self._wconn.execute(
+                "DELETE FROM records WHERE id IN (SELECT value FROM json_each(?))",
+                (json.dumps(ids),),
+            )
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.execute("ROLLBACK")
+
+
+def _remove_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f"{path}{suffix}")
+
+
+def read_meta(path: Path) -> dict[str, str]:
+    """The meta table of a spool file, read without locking or changing it."""
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        return dict(conn.execute("SELECT key, value FROM meta"))
+    except sqlite3.OperationalError:
+        return {}
+    finally:
+        conn.close()
+
+
+def candidates(
+    directory: Path, *, exclude: set[Path] | frozenset[Path] = frozenset()
+) -> list[Path]:
+    """Spool files in ``directory`` other than ``exclude``, oldest first."""
+    try:
+        found = [p for p in directory.glob(f"*{SUFFIX}") if p not in exclude]
+    except OSError:
+        return []
+    with contextlib.suppress(OSError):
+        found.sort(key=lambda p: p.stat().st_mtime)
+    return found
+
+
+def owner_alive(path: Path) -> bool:
+    """Whether a live process holds the spool's lock."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        if _lock(fd):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return False
+        return True
+    finally:
+        os.close(fd)
+
+
+def move_aside(path: Path, why: str) -> Path:
+    """Rename a bad spool (and its WAL) to ``*.corrupt`` and say so on our logger."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    target = path.with_name(f"{path.name}.{stamp}.corrupt")
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(f"{path}{suffix}", f"{target}{suffix}")
+    logger.error("log-collector: moved unusable spool %s aside to %s: %s", path, target, why)
+    return target
