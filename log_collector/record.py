@@ -42,6 +42,8 @@ DEFAULT_REDACT_KEYS = frozenset(
     }
 )  # fmt: skip
 REDACTED = "[REDACTED]"
+MAX_DEPTH = 32  # redaction looks this deep; deeper values are left as they are
+_CONTAINERS = (dict, list)
 
 _LIB_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -246,40 +248,46 @@ class RecordBuilder:
         return created_at, encode(record)
 
     def _is_sensitive(self, key: Any) -> bool:
-        if not isinstance(key, str):
-            return False
         hit = self._key_cache.get(key)
         if hit is None:
-            hit = key.lower().replace("-", "_") in self._redact
-            if len(self._key_cache) < 10_000:
+            hit = isinstance(key, str) and key.lower().replace("-", "_") in self._redact
+            if len(self._key_cache) < 10_000:  # bounded: keys may be generated
                 self._key_cache[key] = hit
         return hit
 
-    def _redact_in(self, value: Any, depth: int = 0) -> None:
-        """Replace sensitive values in place, at any depth (the record is our own copy)."""
-        if depth > 32:
-            return
+    def _redact_in(self, record: dict[str, Any]) -> None:
+        """Replace sensitive values at any depth. ``record`` is our own dict;
+        nested containers belong to the caller and are copied before a change."""
+        cache = self._key_cache
+        for key, value in record.items():
+            hit = cache.get(key)
+            if hit is None:
+                hit = self._is_sensitive(key)
+            if hit:
+                record[key] = REDACTED
+            elif type(value) in _CONTAINERS and self._needs_redaction(value, 1):
+                record[key] = self._redacted_copy(value, 1)
+
+    def _needs_redaction(self, value: Any, depth: int) -> bool:
+        if depth > MAX_DEPTH:
+            return False
         if type(value) is dict:
-            for key, inner in value.items():
-                if self._is_sensitive(key):
-                    value[key] = REDACTED
-                elif type(inner) in (dict, list):
-                    if depth == 0:
-                        # Only the top level is our own dict; copy nested
-                        # containers before changing them, the caller owns them.
-                        inner = value[key] = _copy_containers(inner)
-                    self._redact_in(inner, depth + 1)
-        elif type(value) is list:
-            for inner in value:
-                if type(inner) in (dict, list):
-                    self._redact_in(inner, depth + 1)
+            return any(
+                self._is_sensitive(k) or self._needs_redaction(v, depth + 1)
+                for k, v in value.items()
+            )
+        if type(value) is list:
+            return any(self._needs_redaction(v, depth + 1) for v in value)
+        return False
 
-
-def _copy_containers(value: Any, depth: int = 0) -> Any:
-    if depth > 32:
+    def _redacted_copy(self, value: Any, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            return value
+        if type(value) is dict:
+            return {
+                k: REDACTED if self._is_sensitive(k) else self._redacted_copy(v, depth + 1)
+                for k, v in value.items()
+            }
+        if type(value) is list:
+            return [self._redacted_copy(v, depth + 1) for v in value]
         return value
-    if type(value) is dict:
-        return {k: _copy_containers(v, depth + 1) for k, v in value.items()}
-    if type(value) is list:
-        return [_copy_containers(v, depth + 1) for v in value]
-    return value

@@ -120,10 +120,14 @@ class Sender:
         if retry_now:
             self._interrupt.set()
 
-    def stop(self, deadline: float) -> bool:
-        """Send what is there until ``deadline`` (monotonic), then stop. True if it exited."""
+    def finish(self) -> None:
+        """Send everything there is (not one partial batch per wake), then exit."""
         self._stopping.set()
         self.wake()
+
+    def stop(self, deadline: float) -> bool:
+        """Send what is there until ``deadline`` (monotonic), then stop. True if it exited."""
+        self.finish()
         if self._thread is None:
             return True
         self._thread.join(max(0.0, deadline - time.monotonic()))
@@ -134,6 +138,10 @@ class Sender:
         return not self._thread.is_alive()
 
     def _interruptible_sleep(self, seconds: float) -> None:
+        # The producer never checkpoints; while the server is down this is the
+        # only place the WAL gets folded back, which keeps appends fast.
+        for source in self._sources():
+            source.checkpoint()
         self._interrupt.wait(seconds)
         if not self._halt.is_set():
             self._interrupt.clear()
@@ -158,6 +166,10 @@ class Sender:
                 self.progress.notify_all()
 
     def _drain(self) -> None:
+        """Send full batches while there are any, then at most one partial batch
+        per source; the next partial waits for the next wake (flush_interval,
+        batch_size rows pending, flush() or close()). Sending every few new rows
+        at once would keep this thread busy and take the GIL from the app."""
         for source in self._sources():
             while not self._halt.is_set():
                 rows = source.read_batch(self._batch_size)
@@ -166,9 +178,11 @@ class Sender:
                     break
                 if not self._deliver(source, rows):
                     return
+                source.checkpoint()
                 with self.progress:
                     self.progress.notify_all()
-            source.checkpoint()
+                if len(rows) < self._batch_size and not self._stopping.is_set():
+                    break
 
     def _deliver(self, source: Source, rows: list[Row]) -> bool:
         """Send ``rows`` until each is acknowledged or dead-lettered; False if halted."""

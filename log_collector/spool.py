@@ -361,6 +361,33 @@ class Spool:
             self._bytes -= sum(len(body) for (_, body), _ in rows)
             self.counters.dead_lettered += len(rows)
 
+    def dead_letter_rows(self, limit: int = 100) -> list[tuple[int, float, str, str]]:
+        """``(id, failed_at, reason, body)`` of the oldest dead letters."""
+        with self._rlock:
+            return self._rconn.execute(
+                "SELECT id, failed_at, reason, body FROM dead_letters ORDER BY id LIMIT ?",
+                (limit,),
+            ).fetchall()
+
+    def requeue_dead_letters(self) -> int:
+        """Put every dead letter back in ``records`` (after the server was fixed)."""
+        with self._exclusive() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                moved = conn.execute(
+                    "INSERT INTO records(created_at, body) "
+                    "SELECT created_at, body FROM dead_letters ORDER BY id"
+                ).rowcount
+                conn.execute("DELETE FROM dead_letters")
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            self._bytes = conn.execute(
+                "SELECT coalesce(sum(length(body)), 0) FROM records"
+            ).fetchone()[0]
+            return moved
+
     def checkpoint(self) -> None:
         """Move WAL content into the database file without blocking writers."""
         with self._rlock:
@@ -402,6 +429,11 @@ class Spool:
             row = self._rconn.execute(
                 "SELECT created_at FROM records ORDER BY id LIMIT 1"
             ).fetchone()
+        return row[0] if row else None
+
+    def target_url(self) -> str | None:
+        with self._rlock:
+            row = self._rconn.execute("SELECT value FROM meta WHERE key = 'target_url'").fetchone()
         return row[0] if row else None
 
     def nbytes(self) -> int:
@@ -510,6 +542,51 @@ def read_meta(path: Path) -> dict[str, str]:
         return {}
     finally:
         conn.close()
+
+
+def inspect(path: Path) -> dict[str, Any]:
+    """What a spool file holds, read without taking its lock (for ``status``)."""
+    info: dict[str, Any] = {"path": str(path), "owner_alive": owner_alive(path)}
+    try:
+        info["file_bytes"] = sum(
+            os.path.getsize(f"{path}{suffix}")
+            for suffix in ("", "-wal")
+            if os.path.exists(f"{path}{suffix}")
+        )
+        conn = _connect(path)
+        try:
+            rows, body_bytes, oldest = conn.execute(
+                "SELECT count(*), coalesce(sum(length(body)), 0), min(created_at) FROM records"
+            ).fetchone()
+            dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+            meta = dict(conn.execute("SELECT key, value FROM meta"))
+        finally:
+            conn.close()
+    except (sqlite3.Error, OSError) as exc:
+        info["error"] = str(exc)
+        return info
+    info.update(
+        rows=rows,
+        bytes=body_bytes,
+        oldest_age=None if oldest is None else max(0.0, time.time() - oldest),
+        dead_letters=dead,
+        target_url=meta.get("target_url"),
+        service=meta.get("service"),
+        pid=meta.get("pid"),
+        dropped={k.split(":", 1)[1]: int(v) for k, v in meta.items() if k.startswith("dropped:")},
+    )
+    return info
+
+
+def spool_files(paths: list[Path]) -> list[Path]:
+    """The spool files named, directories expanded (recursively), in a stable order."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found.extend(sorted(path.rglob(f"*{SUFFIX}")))
+        else:
+            found.append(path)
+    return found
 
 
 def candidates(

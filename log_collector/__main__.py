@@ -1,0 +1,5 @@
+"""``python -m log_collector`` runs the command line."""
+
+from .cli import main
+
+main()

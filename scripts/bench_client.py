@@ -1,0 +1,186 @@
+"""Client benchmark: per-call latency, the bare-INSERT floor, end-to-end rate, backlog RSS.
+
+    .venv/bin/python scripts/bench_client.py [--calls 20000] [--e2e 100000] [--backlog 1000000]
+
+Prints one line per figure. The receiver (tests/receiver.py) runs in its own
+process so it does not compete with the client for the GIL. Figures vary
+with the machine's load; run it on an idle machine and read them as a range.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import socket
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from log_collector import AsyncLogClient  # noqa: E402
+
+FIELDS = {"order_id": 42, "amount": 19.99, "currency": "EUR", "customer": "c-1029"}
+
+
+def percentiles(samples_ns: list[int]) -> dict[str, float]:
+    ordered = sorted(samples_ns)
+
+    def at(q: float) -> float:
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
+
+    return {"p50": at(0.50), "p99": at(0.99), "p99.9": at(0.999), "mean": statistics.fmean(ordered) / 1000}
+
+
+def fmt(p: dict[str, float]) -> str:
+    return " ".join(f"{k}={v:.1f}us" for k, v in p.items())
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_receiver() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "receiver.py"), "--port", str(port)],
+        stdout=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the URL line: it is listening
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def bare_insert_floor(body: str, calls: int) -> dict[str, float]:
+    """One autocommit INSERT of the same JSON text per call, WAL, synchronous=NORMAL."""
+    with tempfile.TemporaryDirectory() as tmp:
+        conn = sqlite3.connect(Path(tmp) / "floor.db", isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute(
+            "CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL, body TEXT)"
+        )
+        samples = []
+        clock = time.perf_counter_ns
+        for _ in range(calls):
+            t0 = clock()
+            conn.execute("INSERT INTO records(created_at, body) VALUES (?, ?)", (time.time(), body))
+            samples.append(clock() - t0)
+        conn.close()
+    return percentiles(samples[calls // 10 :])
+
+
+def log_calls(client: AsyncLogClient, calls: int, out: list[int]) -> None:
+    clock = time.perf_counter_ns
+    info = client.info
+    for i in range(calls):
+        t0 = clock()
+        info("payment accepted", order_id=i, amount=19.99, currency="EUR", customer="c-1029")
+        out.append(clock() - t0)
+
+
+def latency(url: str, calls: int, threads: int) -> dict[str, float]:
+    with tempfile.TemporaryDirectory() as tmp:
+        client = AsyncLogClient(url, service="bench", spool_dir=tmp)
+        log_calls(client, 1000, [])  # warm up: sender thread, page cache
+        results: list[list[int]] = [[] for _ in range(threads)]
+        workers = [
+            threading.Thread(target=log_calls, args=(client, calls, results[i]))
+            for i in range(threads)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        client.flush(timeout=60)
+        client.close()
+    return percentiles([s for r in results for s in r])
+
+
+def end_to_end(url: str, records: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        client = AsyncLogClient(url, service="bench", spool_dir=tmp)
+        t0 = time.perf_counter()
+        for i in range(records):
+            client.info("payment accepted", order_id=i, amount=19.99, currency="EUR", customer="c-1029")
+        delivered = client.flush(timeout=300)
+        elapsed = time.perf_counter() - t0
+        client.close()
+    if not delivered:
+        raise SystemExit("end-to-end: flush timed out")
+    return records / elapsed
+
+
+BACKLOG_CHILD = """
+import resource, sys, tempfile, json
+sys.path.insert(0, {root!r})
+from log_collector import AsyncLogClient
+n = {n}
+with tempfile.TemporaryDirectory() as tmp:
+    client = AsyncLogClient("http://127.0.0.1:{port}", service="bench", spool_dir=tmp, max_backoff=1.0)
+    client.info("warm up")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    for i in range(n):
+        client.info("payment accepted", order_id=i, amount=19.99, currency="EUR", customer="c-1029")
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    stats = client.stats()
+    client.close(timeout=0.1)
+print(json.dumps({{"before_kb": before, "after_kb": after, "rows": stats["spool_rows"],
+                  "bytes": stats["spool_bytes"], "dropped": stats["dropped"]}}))
+"""
+
+
+def backlog_rss(records: int) -> dict[str, int]:
+    """Peak RSS growth of a producer logging ``records`` while the server is down."""
+    code = BACKLOG_CHILD.format(root=str(ROOT), n=records, port=free_port())
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=20_000)
+    parser.add_argument("--e2e", type=int, default=100_000)
+    parser.add_argument("--backlog", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    print(f"python {sys.version.split()[0]}, sqlite {sqlite3.sqlite_version}, {os.cpu_count()} cpu")
+    receiver, url = start_receiver()
+    try:
+        sample = AsyncLogClient(url, service="bench", spool_dir=tempfile.mkdtemp())
+        body = sample._builder.build("INFO", "payment accepted", dict(FIELDS))[1]  # noqa: SLF001
+        sample.close()
+        floor = bare_insert_floor(body, args.calls)
+        print(f"bare sqlite3 WAL INSERT ({len(body)} B JSON):  {fmt(floor)}")
+        one = latency(url, args.calls, 1)
+        print(f"log call, 1 thread:   {fmt(one)}   p50 ratio to bare INSERT {one['p50'] / floor['p50']:.2f}x")
+        four = latency(url, args.calls // 4, 4)
+        print(f"log call, 4 threads:  {fmt(four)}")
+        rate = end_to_end(url, args.e2e)
+        print(f"end-to-end {args.e2e} records to a local receiver: {rate:,.0f} records/s")
+    finally:
+        receiver.terminate()
+        receiver.wait()
+    rss = backlog_rss(args.backlog)
+    growth_mb = (rss["after_kb"] - rss["before_kb"]) / 1024
+    print(
+        f"backlog of {args.backlog:,} records, server down: peak RSS growth {growth_mb:.1f} MB "
+        f"(spool {rss['rows']:,} rows, {rss['bytes'] / 2**20:.0f} MiB, dropped {rss['dropped']})"
+    )
+
+
+if __name__ == "__main__":
+    main()
