@@ -12,6 +12,7 @@ import decimal
 import enum
 import json
 import os
+import random
 import re
 import sys
 import time
@@ -20,6 +21,8 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from types import FrameType
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from .context import _request_context, _user_context
 
@@ -60,18 +63,37 @@ def normalise_level(level: Any) -> str | None:
     return upper if upper in LEVEL_RANK else None
 
 
-def uuid7(unix_ms: int | None = None) -> str:
-    """A time-ordered UUID (RFC 9562 version 7): 48-bit ms timestamp, then 74 random bits.
+class _ForkSafeRandom:
+    """Random bits for event ids, reseeded from the OS in every new process.
 
-    ``os.urandom`` rather than the ``random`` module: two forked workers must
-    never draw the same bits, or the server would drop one record as a duplicate.
+    A forked child inherits the parent's generator state; without the pid
+    check two workers would draw the same bits, and the server would drop
+    one worker's records as duplicates of the other's. One ``os.urandom``
+    call per id would also do, at ten times the cost on the hot path.
     """
+
+    def __init__(self) -> None:
+        self._pid = -1
+        self._rng = random.Random()
+
+    def bits(self, n: int) -> int:
+        if self._pid != os.getpid():
+            self._rng.seed(os.urandom(32))
+            self._pid = os.getpid()
+        return self._rng.getrandbits(n)
+
+
+_random = _ForkSafeRandom()
+
+
+def uuid7(unix_ms: int | None = None) -> str:
+    """A time-ordered UUID (RFC 9562 version 7): 48-bit ms timestamp, then 74 random bits."""
     ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
-    rand = int.from_bytes(os.urandom(10), "big")
+    rand = _random.bits(74)
     value = (
         (ms & 0xFFFF_FFFF_FFFF) << 80
         | 0x7 << 76
-        | (rand >> 68) << 64
+        | (rand >> 62) << 64
         | 0b10 << 62
         | rand & 0x3FFF_FFFF_FFFF_FFFF
     )
@@ -152,11 +174,20 @@ def _json_key(key: Any) -> Any:
 
 
 def encode(record: dict[str, Any]) -> str:
-    """JSON text of ``record``; never raises, always valid UTF-8."""
+    """JSON text of ``record``; never raises, always valid UTF-8.
+
+    orjson on the hot path (about ten times faster than the json module
+    here); what it refuses (tuple keys, cycles, huge ints, lone surrogates)
+    is made JSON-safe and encoded by the json module instead.
+    """
     try:
-        text = _ENCODER.encode(record)
+        return orjson.dumps(record, default=_json_default, option=orjson.OPT_NON_STR_KEYS).decode()
     except (TypeError, ValueError, RecursionError):
+        pass
+    try:
         text = _ENCODER.encode(_sanitise(record))
+    except (TypeError, ValueError, RecursionError) as exc:
+        text = _ENCODER.encode({"message": f"<record could not be encoded: {exc!r}>"})
     if not text.isascii() and _SURROGATES.search(text):
         # A lone surrogate (e.g. an undecodable file name) cannot be stored as
         # UTF-8; U+FFFD keeps the rest of the text.
