@@ -29,7 +29,7 @@ from typing import Any, overload
 from . import context as _context
 from .config import MiB, Settings, load_settings
 from .fallback import MemoryQueue
-from .record import DEFAULT_REDACT_KEYS, RecordBuilder
+from .record import DEFAULT_REDACT_KEYS, RecordBuilder, reseed_after_fork
 from .sender import Sender, Source
 from .spool import (
     NotAdoptable,
@@ -75,6 +75,7 @@ def _close_all_at_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
+    reseed_after_fork()
     for client in list(_clients):
         client._reset_after_fork()
 
@@ -540,8 +541,7 @@ class AsyncLogClient:
     # -- internals -------------------------------------------------------
 
     def _append(self, created_at: float, body: str) -> None:
-        if self._pid != os.getpid():
-            self._reset_after_fork()
+        # No getpid() here: the after-fork hook has already reset a forked child.
         spool = self._spool
         if spool is None:
             spool = self._open_spool()

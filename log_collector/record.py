@@ -66,24 +66,27 @@ def normalise_level(level: Any) -> str | None:
 class _ForkSafeRandom:
     """Random bits for event ids, reseeded from the OS in every new process.
 
-    A forked child inherits the parent's generator state; without the pid
-    check two workers would draw the same bits, and the server would drop
-    one worker's records as duplicates of the other's. One ``os.urandom``
-    call per id would also do, at ten times the cost on the hot path.
+    A forked child inherits the parent's generator state; without a reseed two
+    workers would draw the same bits, and the server would drop one worker's
+    records as duplicates of the other's. The client's after-fork hook calls
+    ``reseed``; the pid check covers forks made while no client existed.
+    One ``os.urandom`` call per id would also do, at several times the cost.
     """
 
     def __init__(self) -> None:
-        self._pid = -1
         self._rng = random.Random()
+        self.reseed()
+
+    def reseed(self) -> None:
+        self._rng.seed(os.urandom(32))
+        self._pid = os.getpid()
 
     def bits(self, n: int) -> int:
-        if self._pid != os.getpid():
-            self._rng.seed(os.urandom(32))
-            self._pid = os.getpid()
         return self._rng.getrandbits(n)
 
 
 _random = _ForkSafeRandom()
+reseed_after_fork = _random.reseed
 
 
 def uuid7(unix_ms: int | None = None) -> str:
@@ -257,6 +260,7 @@ class RecordBuilder:
         }
         if fields:
             record.update(fields)
+        redact = self._redact and (fields or _request_context.get() or _user_context.get())
         if auto_caller:
             frame = find_caller(self._frame_getter(1))
             if frame is not None:
@@ -274,7 +278,9 @@ class RecordBuilder:
         if type(created_at) is not float:
             created_at = now
         record["event_id"] = uuid7(int(created_at * 1000))
-        if self._redact:
+        if redact:
+            # Only the caller's fields and the contexts can hold secrets; the
+            # keys this builder adds itself never need the check.
             self._redact_in(record)
         return created_at, encode(record)
 

@@ -167,6 +167,7 @@ class Spool:
         self._next_batch = 1
         self._committed = 0
         self._leader = False
+        self._waiting = 0
 
         self._bytes = self._wconn.execute(
             "SELECT coalesce(sum(length(body)), 0) FROM records"
@@ -240,7 +241,9 @@ class Spool:
             ticket = self._next_batch
             while self._committed < ticket:
                 if self._leader:
+                    self._waiting += 1
                     cv.wait()
+                    self._waiting -= 1
                     continue
                 self._leader = True
                 rows, self._queue = self._queue, []
@@ -253,14 +256,17 @@ class Spool:
                     cv.acquire()
                     self._leader = False
                     self._committed = batch
-                    cv.notify_all()
+                    if self._waiting:  # Condition.notify_all costs a few us even with no waiter
+                        cv.notify_all()
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[sqlite3.Connection]:
         """The write connection, with no group commit or other writer in progress."""
         with self._cv:
             while self._leader:
+                self._waiting += 1
                 self._cv.wait()
+                self._waiting -= 1
             self._leader = True
         try:
             yield self._wconn
@@ -274,7 +280,7 @@ class Spool:
         try:
             if self.closed:
                 raise SpoolError("spool is closed")
-            size = sum(len(body) for _, body in rows)
+            size = len(rows[0][1]) if len(rows) == 1 else sum(len(body) for _, body in rows)
             if self._max_bytes is not None and self._bytes + size > self._max_bytes:
                 rows, size = self._make_room(rows, size)
                 if not rows:
