@@ -272,6 +272,9 @@ class AsyncLogClient:
             built = self._builder.build(level, message, fields, auto_caller=auto_caller)
             if built is not None:
                 self._append(*built)
+                spool = self._spool
+                if spool is not None and spool.drop_notice:
+                    self._announce_drops(spool)
         except Exception as exc:
             self._count_drop("internal_error", 1)
             self._warn_once(f"log-collector: a log call failed inside the library: {exc!r}")
@@ -594,10 +597,24 @@ class AsyncLogClient:
                 f"log-collector: cannot write the spool ({exc!r}); "
                 "records are kept in memory (bounded) until it can"
             )
-            if is_corruption(exc) or isinstance(exc, SpoolError):
+            if is_corruption(exc):
                 # The next append opens a fresh file; this one is set aside
                 # for salvage by `log-collector replay`.
                 self._retire_spool(str(exc))
+
+    def _announce_drops(self, spool: Spool) -> None:
+        """One WARN record saying how many records a limit dropped, and why."""
+        dropped, spool.drop_notice = spool.drop_notice or {}, None
+        total = sum(dropped.values())
+        reasons = ", ".join(f"{n} by {reason}" for reason, n in sorted(dropped.items()))
+        built = self._builder.build(
+            "WARN",
+            f"log-collector dropped {total} record(s) before they were sent: {reasons}",
+            {"dropped": dropped, "spool_path": str(spool.path)},
+            auto_caller=False,
+        )
+        if built is not None:
+            self._append(*built)
 
     def _retire_spool(self, why: str) -> None:
         spool = self._spool

@@ -37,6 +37,8 @@ SCHEMA_KIND = "spool"
 BUSY_TIMEOUT_MS = 5_000
 # Room made by drop_oldest beyond the cap, so a full spool does not delete on every append.
 DROP_HEADROOM = 0.05
+# A drop episode ends (and is announced once) when the spool is back under this share of the cap.
+ROOM_AGAIN = 0.5
 
 Row = tuple[int, str]  # (id, body)
 FallbackFn = Callable[[list[tuple[float, str]], BaseException], None]
@@ -44,6 +46,10 @@ FallbackFn = Callable[[list[tuple[float, str]], BaseException], None]
 
 class SpoolError(Exception):
     """The spool file cannot be used (unreadable, corrupt, from a newer version)."""
+
+
+class SpoolClosed(SpoolError):
+    """An append raced with close(); the row goes to the fallback."""
 
 
 class NotAdoptable(Exception):
@@ -145,6 +151,10 @@ class Spool:
         self._clock = clock
         self.counters = SpoolCounters()
         self.closed = False
+        # Drops not yet told to the server; once an append succeeds with room to
+        # spare they move to drop_notice, which the client turns into one WARN record.
+        self._unannounced: dict[str, int] = {}
+        self.drop_notice: dict[str, int] | None = None
 
         self._wconn = _connect(path)
         # NORMAL: a committed row survives the process being killed (the WAL is
@@ -279,7 +289,7 @@ class Spool:
         conn = self._wconn
         try:
             if self.closed:
-                raise SpoolError("spool is closed")
+                raise SpoolClosed("spool is closed")
             size = len(rows[0][1]) if len(rows) == 1 else sum(len(body) for _, body in rows)
             if self._max_bytes is not None and self._bytes + size > self._max_bytes:
                 rows, size = self._make_room(rows, size)
@@ -297,6 +307,10 @@ class Spool:
                     raise
             self._bytes += size
             self.counters.appended += len(rows)
+            if self._unannounced and (
+                self._max_bytes is None or self._bytes < self._max_bytes * ROOM_AGAIN
+            ):
+                self.drop_notice, self._unannounced = self._unannounced, {}
         except Exception as exc:
             if self._fallback is None:
                 raise
@@ -504,14 +518,21 @@ class Spool:
     def _count_drop(self, reason: str, n: int, *, persist: bool) -> None:
         if n <= 0:
             return
+        episode_starts = not self._unannounced
         self.counters.dropped[reason] = self.counters.dropped.get(reason, 0) + n
+        self._unannounced[reason] = self._unannounced.get(reason, 0) + n
         if persist:
             self._wconn.execute(
                 "INSERT INTO meta(key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
                 (f"dropped:{reason}", n),
             )
-        logger.warning("log-collector dropped %d record(s) from %s: %s", n, self.path, reason)
+        if episode_starts:  # once per episode, not once per dropped batch
+            logger.warning(
+                "log-collector: dropping records from %s (%s); counted, announced later",
+                self.path,
+                reason,
+            )
 
     def _load_drop_counters(self) -> None:
         for key, value in self._wconn.execute(
