@@ -1,0 +1,170 @@
+"""From a POST /logs body to rows: decode, check the limits, validate each record.
+
+``decode_body`` turns the request body into the list of records, or raises
+``IngestError`` carrying the HTTP status and a message for the whole request
+(400 bad gzip/JSON/shape, 413 over a limit, 415 unknown encoding).
+``normalise_all`` turns the records into rows (``store.base.ROW_COLUMNS``)
+and the rejections of the records that cannot be stored, with their index
+and reason, so one bad record never fails its batch (DESIGN.md sections 5, 6).
+
+Records are plain ``json.loads`` output validated by hand (``validate``,
+``fastpath``): a model object per record would cost more than the insert.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+from .fastpath import fast_rows
+from .store.base import Row
+from .validate import Rejected, normalise
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body_bytes: int = 10 * MiB
+    max_decompressed_bytes: int = 64 * MiB
+    max_records: int = 10_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_decompressed_bytes", "max_records"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Limits.{name} must be at least 1")
+
+
+class IngestError(Exception):
+    """The whole request is refused with ``status``; ``message`` says why."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def parse_content_encoding(header: str | None) -> bool:
+    """True when the body is gzip, False when it is plain; IngestError(415) otherwise."""
+    codings = [c.strip().lower() for c in (header or "").split(",")]
+    codings = [c for c in codings if c and c != "identity"]
+    if not codings:
+        return False
+    if codings in (["gzip"], ["x-gzip"]):
+        return True
+    raise IngestError(
+        415, f"Content-Encoding '{header}' is not supported: send gzip or no encoding"
+    )
+
+
+def gunzip(data: bytes, limit: int) -> bytearray:
+    """Decompress gzip ``data`` (one or more members), refusing output past ``limit`` bytes.
+
+    ``max_length`` makes zlib stop after ``limit + 1`` bytes whatever the
+    input holds, so a small body that inflates to gigabytes (a gzip bomb)
+    costs at most ``limit`` bytes of memory before it is refused.
+    https://docs.python.org/3/library/zlib.html#zlib.Decompress.decompress
+    """
+    out = bytearray()
+    while True:
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        pending = data
+        try:
+            while pending and not inflater.eof:
+                out += inflater.decompress(pending, limit - len(out) + 1)
+                if len(out) > limit:
+                    raise IngestError(413, f"decompressed body is over the limit of {limit} bytes")
+                pending = inflater.unconsumed_tail
+        except zlib.error as exc:
+            raise IngestError(400, f"body is not valid gzip: {exc}") from None
+        if not inflater.eof:
+            raise IngestError(400, "body is not valid gzip: the stream is truncated")
+        # RFC 1952 allows several members one after the other; some writers also
+        # pad with zero bytes, which is not a member.
+        data = inflater.unused_data
+        if not data.strip(b"\x00"):
+            return out
+
+
+# A JSON escape for a NUL or a UTF-16 surrogate, or a surrogate encoded raw.
+# PostgreSQL refuses NUL in text and jsonb, and no database takes an unpaired
+# surrogate; only bodies holding one pay for the deep per-record check.
+_SUSPECT_TEXT = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+
+
+@dataclass(frozen=True)
+class Body:
+    records: list[Any]
+    check_text: bool
+
+
+def decode_body(body: bytes, gzipped: bool, limits: Limits) -> Body:
+    """Parse a request body into its list of records (not yet validated)."""
+    if gzipped:
+        data: bytes | bytearray = gunzip(body, limits.max_decompressed_bytes)
+    else:
+        data = body
+    if len(data) > limits.max_decompressed_bytes:
+        raise IngestError(413, f"body is over the limit of {limits.max_decompressed_bytes} bytes")
+    try:
+        document = json.loads(data)
+    except UnicodeDecodeError:
+        raise IngestError(400, "body is not UTF-8 JSON") from None
+    except json.JSONDecodeError as exc:
+        raise IngestError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise IngestError(400, "body is not valid JSON: nested too deeply") from None
+    if type(document) is not dict or type(document.get("logs")) is not list:
+        raise IngestError(400, 'body must be a JSON object {"logs": [record, ...]}')
+    records = document["logs"]
+    if len(records) > limits.max_records:
+        raise IngestError(
+            413,
+            f"{len(records)} records in one request, over the limit of "
+            f"{limits.max_records}: split the batch",
+        )
+    return Body(records, _suspect_text(data))
+
+
+def _suspect_text(data: bytes | bytearray) -> bool:
+    # Two substring scans (memchr speed) spare most bodies the regex.
+    if b"\\u" not in data and b"\xed" not in data:
+        return False
+    return _SUSPECT_TEXT.search(data) is not None
+
+
+@dataclass
+class Batch:
+    rows: list[Row]
+    rejected: list[dict[str, Any]]
+
+
+def normalise_all(body: Body, received_at: float) -> Batch:
+    """Split the records into rows to store and ``{"index", "reason"}`` rejections.
+
+    ``validate.normalise`` defines the result. Records whose every value is
+    already canonical take ``fastpath``; the others, and every record of a
+    body whose text needs the deep check, go through ``normalise`` one by one.
+    """
+    records = body.records
+    rows: list[Row | None]
+    if body.check_text:
+        rows, slow = [None] * len(records), set(range(len(records)))
+    else:
+        rows, slow = fast_rows(records, received_at)
+    rejected: list[dict[str, Any]] = []
+    for index in sorted(slow):
+        # Whatever the fast path put here is provisional: replaced or dropped.
+        rows[index] = None
+        try:
+            rows[index] = normalise(records[index], received_at, body.check_text)
+        except Rejected as exc:
+            rejected.append({"index": index, "reason": str(exc)})
+        except RecursionError:
+            rejected.append({"index": index, "reason": "record is nested too deeply"})
+    if rejected:
+        return Batch([row for row in rows if row is not None], rejected)
+    return Batch(rows, rejected)  # type: ignore[arg-type]  # no None left

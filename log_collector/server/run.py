@@ -1,0 +1,98 @@
+"""Library functions behind ``log-collector serve`` and ``log-collector migrate``."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable
+from dataclasses import asdict
+from typing import Any
+
+from .app import create_app
+from .ingest import Limits
+from .store import open_store
+
+DEFAULT_DB_URL = "sqlite:///./logs.db"
+# How serve() hands its settings to worker processes, which build their own app.
+_WORKER_CONFIG_ENV = "LOG_COLLECTOR_SERVE_CONFIG"
+
+
+def migrate(db_url: str) -> list[str]:
+    """Apply the pending migrations to ``db_url``; return the names applied (empty: up to date).
+
+    Example: ``migrate("postgresql://postgres@127.0.0.1:5432/logs")``.
+    """
+    store = open_store(db_url)
+    try:
+        return store.migrate()
+    finally:
+        store.close()
+
+
+def serve(
+    db_url: str = DEFAULT_DB_URL,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    api_keys: str | Iterable[str] | None = None,
+    cors_origins: str | Iterable[str] | None = None,
+    limits: Limits | None = None,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = True,
+) -> None:
+    """Run the ingest server until interrupted.
+
+    Migrations run first, in this process: a database that cannot be reached
+    or migrated fails here with StoreUnavailable (one clear error) instead of
+    in every worker, and workers never race to migrate.
+    Example: ``serve("sqlite:///./logs.db", port=8000)``.
+    """
+    import uvicorn
+
+    migrate(db_url)
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": access_log,
+    }
+    if workers == 1:
+        app = create_app(db_url, api_keys=api_keys, cors_origins=cors_origins, limits=limits)
+        uvicorn.run(app, **options)
+        return
+    # Worker processes import the app by name, so the settings go by environment.
+    os.environ[_WORKER_CONFIG_ENV] = json.dumps(
+        {
+            "db_url": db_url,
+            "api_keys": _as_list(api_keys),
+            "cors_origins": _as_list(cors_origins),
+            "limits": asdict(limits) if limits else None,
+        }
+    )
+    uvicorn.run(
+        "log_collector.server.run:app_from_environment",
+        factory=True,
+        workers=workers,
+        **options,
+    )
+
+
+def app_from_environment() -> Any:
+    """The app for a worker process started by ``serve(workers=N)``."""
+    config = json.loads(os.environ[_WORKER_CONFIG_ENV])
+    limits = Limits(**config["limits"]) if config["limits"] else None
+    return create_app(
+        config["db_url"],
+        api_keys=config["api_keys"],
+        cors_origins=config["cors_origins"],
+        limits=limits,
+    )
+
+
+def _as_list(value: str | Iterable[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.split(",")
+    return list(value)

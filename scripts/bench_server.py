@@ -1,0 +1,292 @@
+"""Ingest throughput of the server, into PostgreSQL and into SQLite.
+
+A real server (``python -m log_collector.server``, its own process) on
+127.0.0.1 receives batches of 1,000 records, gzip'd and JSON-encoded before
+the clock starts, from a load generator of threads with one
+``requests.Session`` each. The figure is records stored per second, checked
+against the store's row count. Budget (issue 3): >= 50,000 records/s each.
+
+The whole pipeline (client -> server -> PostgreSQL) is measured by
+``measure_pipeline``, which takes any callable that logs N records; the one
+used here is our ``AsyncLogClient`` when it is importable.
+
+    .venv/bin/python scripts/bench_server.py                # both stores
+    .venv/bin/python scripts/bench_server.py --store sqlite --batches 300
+    LOG_COLLECTOR_BENCH_PG_URL=postgresql://postgres@127.0.0.1:5432/postgres ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import queue
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import requests
+
+PG_ADMIN_URL = os.environ.get(
+    "LOG_COLLECTOR_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BATCH_SIZE = 1000
+BUDGET_RECORDS_PER_S = 50_000
+PIPELINE_BUDGET_RECORDS_PER_S = 20_000
+
+
+# --- the load ----------------------------------------------------------------------------
+
+
+def uuid7() -> str:
+    """A time-ordered UUID (RFC 9562 version 7), as our client makes event ids."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10))
+    value = value & ~(0xF << 76) | 0x7 << 76  # version
+    value = value & ~(0x3 << 62) | 0x2 << 62  # variant
+    return str(uuid.UUID(int=value))
+
+
+def make_record(i: int) -> dict:
+    """A record shaped like our client's: caller, common fields, user fields."""
+    level = ("INFO", "DEBUG", "WARN", "ERROR")[i % 4]
+    return {
+        "event_id": uuid7(),
+        "created_at": time.time(),
+        "level": level,
+        "message": f"order {i} processed for customer",
+        "service": f"bench-{i % 5}",
+        "environment": "production",
+        "service_version": "v1.4.2",
+        "log_type": "BACKEND",
+        "function_name": "process_order",
+        "file_path": "/srv/app/orders/service.py",
+        "line_no": 120 + i % 50,
+        "trace_id": uuid.uuid4().hex,
+        "user_id": f"user-{i % 997}",
+        "duration_ms": 12.5 + i % 100,
+        **({"error_type": "PaymentDeclined"} if level == "ERROR" else {}),
+        "order_id": i,
+        "cart": {"items": i % 7, "currency": "EUR"},
+    }
+
+
+def make_bodies(batches: int) -> list[bytes]:
+    """``batches`` gzip'd request bodies of BATCH_SIZE records, every event_id distinct."""
+    bodies = []
+    for b in range(batches):
+        records = [make_record(b * BATCH_SIZE + i) for i in range(BATCH_SIZE)]
+        bodies.append(gzip.compress(json.dumps({"logs": records}).encode(), compresslevel=6))
+    return bodies
+
+
+def post_all(base_url: str, bodies: list[bytes], threads: int) -> float:
+    """POST every body once from ``threads`` sessions; return the seconds it took."""
+    work: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+    for body in bodies:
+        work.put(body)
+    for _ in range(threads):
+        work.put(None)
+    failures: list[str] = []
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+
+    def worker() -> None:
+        with requests.Session() as session:
+            while (body := work.get()) is not None:
+                response = session.post(f"{base_url}/logs", data=body, headers=headers)
+                if response.status_code != 200 or response.json()["accepted"] != BATCH_SIZE:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    started = time.perf_counter()
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        raise RuntimeError(f"{len(failures)} batches failed, first: {failures[0]}")
+    return elapsed
+
+
+# --- a server in its own process ---------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def server_process(db_url: str, workers: int) -> Iterator[str]:
+    port = _free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "log_collector.server",
+        "--db",
+        db_url,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
+    process = subprocess.Popen(command)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if requests.get(f"{base_url}/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {' '.join(command)}")
+            time.sleep(0.1)
+        yield base_url
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    name = f"lc_bench_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(urlsplit(PG_ADMIN_URL)._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def sqlite_database() -> Iterator[str]:
+    with tempfile.TemporaryDirectory(prefix="lc_bench_") as directory:
+        yield f"sqlite:///{Path(directory) / 'logs.db'}"
+
+
+def stored_count(base_url: str) -> int:
+    return requests.get(f"{base_url}/stats", timeout=60).json()["total_logs"]
+
+
+# --- the figures -------------------------------------------------------------------------
+
+
+def measure_ingest(
+    store: str, bodies: list[bytes], warmup: list[bytes], threads: int, workers: int
+) -> float:
+    database = postgres_database() if store == "postgres" else sqlite_database()
+    with database as db_url, server_process(db_url, workers) as base_url:
+        post_all(base_url, warmup, threads)
+        elapsed = post_all(base_url, bodies, threads)
+        expected = (len(warmup) + len(bodies)) * BATCH_SIZE
+        stored = stored_count(base_url)
+        if stored != expected:
+            raise RuntimeError(f"{store}: stored {stored} records, expected {expected}")
+    return len(bodies) * BATCH_SIZE / elapsed
+
+
+def measure_pipeline(log_records: Callable[[str, int], None], count: int, workers: int) -> float:
+    """Records/s from the first log call until PostgreSQL holds all ``count`` records.
+
+    ``log_records(server_url, count)`` logs ``count`` records to the server
+    at ``server_url`` however it likes and returns once they are flushed.
+    """
+    with postgres_database() as db_url, server_process(db_url, workers) as base_url:
+        started = time.perf_counter()
+        log_records(base_url, count)
+        while stored_count(base_url) < count:
+            time.sleep(0.05)
+        return count / (time.perf_counter() - started)
+
+
+def log_with_client(server_url: str, count: int, threads: int = 4) -> None:
+    """Log ``count`` records through AsyncLogClient from ``threads`` threads, then flush."""
+    from log_collector import AsyncLogClient  # type: ignore[attr-defined]
+
+    with tempfile.TemporaryDirectory(prefix="lc_bench_spool_") as spool_dir:
+        client = AsyncLogClient(server_url, service="bench-pipeline", spool_dir=spool_dir)
+
+        def work(offset: int) -> None:
+            for i in range(offset, count, threads):
+                client.info("order processed", order_id=i)
+
+        pool = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        if not client.flush(timeout=600):
+            raise RuntimeError("AsyncLogClient.flush() timed out")
+        client.close()
+
+
+def client_available() -> bool:
+    try:
+        from log_collector import AsyncLogClient  # type: ignore[attr-defined]  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", choices=["sqlite", "postgres", "all"], default="all")
+    parser.add_argument("--batches", type=int, default=200, help="batches of 1,000 per store")
+    parser.add_argument("--threads", type=int, default=4, help="load generator threads")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--pipeline-records", type=int, default=100_000)
+    parser.add_argument("--skip-pipeline", action="store_true")
+    args = parser.parse_args()
+
+    stores = ["postgres", "sqlite"] if args.store == "all" else [args.store]
+    print(
+        f"encoding {args.batches} batches of {BATCH_SIZE} records "
+        f"(+10 warm-up); {args.threads} client threads, {args.workers} server worker(s)"
+    )
+    warmup = make_bodies(10)
+    bodies = make_bodies(args.batches)
+    print(f"mean gzip'd body: {sum(map(len, bodies)) // len(bodies)} bytes")
+    ok = True
+    for store in stores:
+        rate = measure_ingest(store, bodies, warmup, args.threads, args.workers)
+        verdict = "ok" if rate >= BUDGET_RECORDS_PER_S else "UNDER BUDGET"
+        print(f"ingest into {store:8}: {rate:10,.0f} records/s  ({verdict})")
+        ok &= rate >= BUDGET_RECORDS_PER_S
+
+    if args.skip_pipeline or args.store == "sqlite":
+        pass
+    elif not client_available():
+        print("pipeline client -> server -> postgres: PENDING (log_collector.AsyncLogClient")
+        print("  is not importable yet; measure_pipeline(log_with_client, ...) is ready for it)")
+    else:
+        rate = measure_pipeline(log_with_client, args.pipeline_records, args.workers)
+        verdict = "ok" if rate >= PIPELINE_BUDGET_RECORDS_PER_S else "UNDER BUDGET"
+        print(f"pipeline client -> server -> postgres: {rate:10,.0f} records/s  ({verdict})")
+        ok &= rate >= PIPELINE_BUDGET_RECORDS_PER_S
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

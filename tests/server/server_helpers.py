@@ -1,0 +1,104 @@
+"""Helpers the server tests share: reading the store back, building requests,
+running a real uvicorn server."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import json
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import uvicorn
+from psycopg.rows import dict_row
+
+
+def closed_port() -> int:
+    """A port of 127.0.0.1 with nothing listening on it."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url(admin_url: str, dbname: str) -> str:
+    parts = urlsplit(admin_url)
+    return urlunsplit(parts._replace(path=f"/{dbname}"))
+
+
+# --- reading back what was stored --------------------------------------------------------
+
+
+def stored_rows(db_url: str) -> list[dict[str, Any]]:
+    """Every row of ``logs`` in id order, with values in one shape for both stores:
+    times as Unix seconds, enums and UUIDs as strings, metadata as a dict.
+    """
+    if db_url.startswith("sqlite:///"):
+        conn = sqlite3.connect(db_url[len("sqlite:///") :])
+        conn.row_factory = sqlite3.Row
+        try:
+            rows = [dict(r) for r in conn.execute("SELECT * FROM logs ORDER BY id")]
+        finally:
+            conn.close()
+        for row in rows:
+            row["created_at"] = datetime.fromisoformat(row["created_at"]).timestamp()
+            row["received_at"] = datetime.fromisoformat(row["received_at"]).timestamp()
+            row["metadata"] = json.loads(row["metadata"]) if row["metadata"] else None
+            row["deleted"] = bool(row["deleted"])
+        return rows
+    with psycopg.connect(db_url, row_factory=dict_row) as conn:
+        rows = conn.execute("SELECT * FROM logs ORDER BY id").fetchall()
+    for row in rows:
+        row["created_at"] = row["created_at"].timestamp()
+        row["received_at"] = row["received_at"].timestamp()
+        row["event_id"] = str(row["event_id"]) if row["event_id"] else None
+    return rows
+
+
+def stored_messages(db_url: str) -> list[str]:
+    return [row["message"] for row in stored_rows(db_url)]
+
+
+# --- requests ----------------------------------------------------------------------------
+
+
+def record(message: str = "hello", **fields: Any) -> dict[str, Any]:
+    """A record as our client sends it: with an event_id."""
+    return {"event_id": str(uuid.uuid4()), "level": "INFO", "message": message, **fields}
+
+
+def gzip_json(document: Any) -> bytes:
+    return gzip.compress(json.dumps(document).encode("utf-8"))
+
+
+# --- a real server -----------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_server(app: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free port of 127.0.0.1; yield its base URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()

@@ -1,0 +1,390 @@
+"""Decoding a POST /logs body and turning records into rows (ingest, validate, fastpath)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import time
+import zlib
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from log_collector.server.fastpath import fast_rows
+from log_collector.server.ingest import (
+    Body,
+    IngestError,
+    Limits,
+    decode_body,
+    gunzip,
+    normalise_all,
+    parse_content_encoding,
+)
+from log_collector.server.store.base import ROW_COLUMNS
+from log_collector.server.validate import Rejected, normalise
+
+NOW = 1_700_000_000.5
+EVENT_ID = "0190f3c4-5b6a-7c8d-9e0f-1a2b3c4d5e6f"
+
+
+def row_of(record: dict) -> dict:
+    return dict(zip(ROW_COLUMNS, normalise(record, NOW), strict=True))
+
+
+def rejection(record: object) -> str:
+    with pytest.raises(Rejected) as caught:
+        normalise(record, NOW)
+    return str(caught.value)
+
+
+# --- Content-Encoding ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [None, "", "identity", " Identity "])
+def test_no_encoding_means_a_plain_body(header):
+    assert parse_content_encoding(header) is False
+
+
+@pytest.mark.parametrize("header", ["gzip", "GZIP", "x-gzip", "gzip, identity"])
+def test_gzip_encodings_are_recognised(header):
+    assert parse_content_encoding(header) is True
+
+
+@pytest.mark.parametrize("header", ["br", "deflate", "gzip, br", "zstd"])
+def test_other_encodings_are_refused_with_415(header):
+    with pytest.raises(IngestError) as caught:
+        parse_content_encoding(header)
+    assert 415 == caught.value.status
+    assert f"Content-Encoding '{header}' is not supported" in caught.value.message
+
+
+# --- gzip ----------------------------------------------------------------------------------
+
+
+def test_gunzip_returns_the_original_bytes():
+    data = json.dumps({"logs": [{"message": "x" * 1000}]}).encode()
+    assert data == gunzip(gzip.compress(data), limit=10_000)
+
+
+def test_gunzip_reads_every_member_of_a_multi_member_stream():
+    assert b"helloworld" == gunzip(gzip.compress(b"hello") + gzip.compress(b"world"), 100)
+
+
+def test_gunzip_refuses_output_past_the_limit_without_inflating_the_rest():
+    bomb = gzip.compress(b"\0" * (50 * 1024 * 1024))
+    with pytest.raises(IngestError) as caught:
+        gunzip(bomb, limit=1024 * 1024)
+    assert 413 == caught.value.status
+    assert "decompressed body is over the limit of 1048576 bytes" == caught.value.message
+
+
+def test_gunzip_accepts_output_exactly_at_the_limit():
+    assert 1000 == len(gunzip(gzip.compress(b"a" * 1000), limit=1000))
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"not gzip at all", "body is not valid gzip: Error -3"),
+        (gzip.compress(b"x" * 1000)[:-20], "body is not valid gzip: the stream is truncated"),
+        (zlib.compress(b"zlib, not gzip"), "body is not valid gzip: Error -3"),
+    ],
+)
+def test_broken_gzip_is_a_400(data, message):
+    with pytest.raises(IngestError) as caught:
+        gunzip(data, limit=10_000)
+    assert 400 == caught.value.status
+    assert caught.value.message.startswith(message)
+
+
+# --- the body ------------------------------------------------------------------------------
+
+
+def test_a_body_is_an_object_holding_a_logs_array():
+    body = decode_body(b'{"logs": [{"message": "a"}, 7]}', gzipped=False, limits=Limits())
+    assert [{"message": "a"}, 7] == body.records
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "body is not valid JSON: Expecting property name"),
+        (b"\xff\xfe\x00", "body is not UTF-8 JSON"),
+        (b"[]", 'body must be a JSON object {"logs": [record, ...]}'),
+        (b'{"records": []}', 'body must be a JSON object {"logs": [record, ...]}'),
+        (b'{"logs": {"message": "a"}}', 'body must be a JSON object {"logs": [record, ...]}'),
+        (b"[" * 100_000, "body is not valid JSON: nested too deeply"),
+    ],
+)
+def test_a_body_that_is_not_that_is_a_400_saying_what(raw, message):
+    with pytest.raises(IngestError) as caught:
+        decode_body(raw, gzipped=False, limits=Limits())
+    assert 400 == caught.value.status
+    assert caught.value.message.startswith(message)
+
+
+def test_more_records_than_the_limit_is_a_413():
+    raw = json.dumps({"logs": [{"message": "m"}] * 11}).encode()
+    with pytest.raises(IngestError) as caught:
+        decode_body(raw, gzipped=False, limits=Limits(max_records=10))
+    assert 413 == caught.value.status
+    assert "11 records in one request, over the limit of 10: split the batch" == (
+        caught.value.message
+    )
+
+
+def test_a_plain_body_over_the_decompressed_limit_is_a_413():
+    with pytest.raises(IngestError) as caught:
+        decode_body(b'{"logs": []}     ', gzipped=False, limits=Limits(max_decompressed_bytes=12))
+    assert 413 == caught.value.status
+
+
+def test_limits_must_be_positive():
+    with pytest.raises(ValueError, match="Limits.max_records must be at least 1"):
+        Limits(max_records=0)
+
+
+# --- one record: columns and metadata -------------------------------------------------------
+
+
+def test_known_keys_go_to_columns_and_the_others_to_metadata():
+    row = row_of(
+        {
+            "message": "paid",
+            "level": "INFO",
+            "service": "billing",
+            "order_id": 42,
+            "metadata": {"cart": [1, 2]},
+        }
+    )
+    assert "paid" == row["message"]
+    assert "billing" == row["service"]
+    assert {"cart": [1, 2], "order_id": 42} == json.loads(row["metadata"])
+
+
+def test_a_top_level_field_wins_over_the_same_key_in_metadata():
+    row = row_of({"message": "m", "metadata": {"k": "inner", "j": 1}, "k": "outer"})
+    assert {"k": "outer", "j": 1} == json.loads(row["metadata"])
+
+
+def test_server_owned_columns_sent_by_a_client_are_kept_in_metadata():
+    row = row_of({"message": "m", "id": 5, "deleted": True, "received_at": 1.0})
+    assert {"id": 5, "deleted": True, "received_at": 1.0} == json.loads(row["metadata"])
+    assert NOW == row["received_at"]
+
+
+def test_a_record_without_extra_fields_has_no_metadata():
+    assert row_of({"message": "m", "metadata": {}})["metadata"] is None
+
+
+def test_missing_fields_get_the_schema_defaults():
+    row = row_of({"message": "m"})
+    assert {
+        "created_at": NOW,
+        "level": "INFO",
+        "log_type": "BACKEND",
+        "service": "unknown",
+        "environment": "development",
+        "service_version": "v0.0.0-dev",
+        "event_id": None,
+        "method": None,
+        "duration_ms": None,
+        "received_at": NOW,
+    } == {k: row[k] for k in (
+        "created_at", "level", "log_type", "service", "environment", "service_version",
+        "event_id", "method", "duration_ms", "received_at",
+    )}  # fmt: skip
+
+
+def test_null_is_the_same_as_missing():
+    assert row_of({"message": "m"}) == row_of({"message": "m", "level": None, "user_id": None})
+
+
+# --- one record: normalisation --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("INFO", "INFO"),
+        ("info", "INFO"),
+        (" Warn ", "WARN"),
+        ("WARNING", "WARN"),
+        ("warning", "WARN"),
+        ("CRITICAL", "FATAL"),
+        ("fatal", "FATAL"),
+    ],
+)
+def test_level_aliases_are_normalised(given, stored):
+    assert stored == row_of({"message": "m", "level": given})["level"]
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("prod", "production"),
+        ("PRODUCTION", "production"),
+        ("stage", "staging"),
+        ("stg", "staging"),
+        ("dev", "development"),
+        ("testing", "test"),
+        ("local", "local"),
+    ],
+)
+def test_environment_aliases_are_normalised(given, stored):
+    assert stored == row_of({"message": "m", "environment": given})["environment"]
+
+
+def test_http_method_and_log_type_are_upper_cased():
+    row = row_of({"message": "m", "method": "post", "log_type": "frontend"})
+    assert ("POST", "FRONTEND") == (row["method"], row["log_type"])
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [
+        (1_700_000_000.25, 1_700_000_000.25),
+        (1_700_000_000, 1_700_000_000.0),
+        (1_700_000_000_250, 1_700_000_000.25),  # milliseconds, as JavaScript sends
+        ("1700000000.25", 1_700_000_000.25),
+        ("2023-11-14T22:13:20.250000Z", 1_700_000_000.25),
+        ("2023-11-14T22:13:20.25+00:00", 1_700_000_000.25),
+        ("2023-11-15T07:13:20.25+09:00", 1_700_000_000.25),
+        ("2023-11-14 22:13:20.25", 1_700_000_000.25),  # no offset: UTC
+    ],
+)
+def test_created_at_is_unix_seconds_or_iso_8601(given, seconds):
+    assert seconds == pytest.approx(row_of({"message": "m", "created_at": given})["created_at"])
+
+
+def test_numeric_text_fields_are_stored_as_text():
+    row = row_of({"message": 42, "user_id": 1001, "trace_id": 7.5})
+    assert ("42", "1001", "7.5") == (row["message"], row["user_id"], row["trace_id"])
+
+
+def test_event_ids_are_stored_in_canonical_form():
+    upper = "0190F3C4-5B6A-7C8D-9E0F-1A2B3C4D5E6F"
+    assert EVENT_ID == row_of({"message": "m", "event_id": upper})["event_id"]
+    assert EVENT_ID == row_of({"message": "m", "event_id": EVENT_ID.replace("-", "")})["event_id"]
+
+
+# --- one record: rejections -----------------------------------------------------------------
+
+NOT_FINITE = "duration_ms: expected a finite number"
+
+
+@pytest.mark.parametrize(
+    ("record", "reason"),
+    [
+        ("text", "a record must be a JSON object, got a string"),
+        ([1, 2], "a record must be a JSON object, got an array"),
+        ({"level": "INFO"}, "message: required"),
+        ({"message": None}, "message: required"),
+        (
+            {"message": "m", "level": "VERBOSE"},
+            "level: 'VERBOSE' is not one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL",
+        ),
+        (
+            {"message": "m", "environment": "qa"},
+            "environment: 'qa' is not one of production, staging, development, test, local",
+        ),
+        (
+            {"message": "m", "method": "BREW"},
+            "method: 'BREW' is not one of GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS",
+        ),
+        (
+            {"message": "m", "log_type": 3},
+            "log_type: expected one of BACKEND, FRONTEND, MOBILE, IOT, WORKER, got a number",
+        ),
+        ({"message": "m", "service": "s" * 101}, "service: 101 characters, over the limit of 100"),
+        ({"message": "m", "user_id": {"id": 1}}, "user_id: expected a string, got an object"),
+        ({"message": True}, "message: expected a string, got a boolean"),
+        ({"message": "m", "duration_ms": "9"}, f"{NOT_FINITE}, got a string"),
+        ({"message": "m", "duration_ms": math.inf}, f"{NOT_FINITE}, got a number"),
+        ({"message": "m", "event_id": "42"}, "event_id: expected a UUID string, got a string"),
+        ({"message": "m", "metadata": [1]}, "metadata: expected an object, got an array"),
+        ({"message": "m", "extra": math.nan}, "metadata: NaN and Infinity are not JSON"),
+        ({"message": "m", "created_at": "today"}, "created_at: 'today' is not an ISO 8601 time"),
+        ({"message": "m", "created_at": -5}, "created_at: -5 is out of range"),
+        ({"message": "m", "created_at": math.nan}, "created_at: nan is out of range"),
+        (
+            {"message": "m", "created_at": [1]},
+            "created_at: expected Unix seconds or an ISO 8601 string, got an array",
+        ),
+    ],
+)  # fmt: skip
+def test_a_record_that_does_not_fit_is_rejected_with_a_reason(record, reason):
+    assert reason == rejection(record)
+
+
+def test_text_a_store_cannot_hold_is_rejected_when_the_body_may_contain_it():
+    raw = json.dumps(
+        {"logs": [{"message": "nul \u0000 here"}, {"message": "ok"}, {"message": "\ud800"}]}
+    ).encode()
+    body = decode_body(raw, gzipped=False, limits=Limits())
+    batch = normalise_all(body, NOW)
+    assert [
+        {"index": 0, "reason": "text contains a NUL character, which the store cannot hold"},
+        {"index": 2, "reason": "text contains an unpaired UTF-16 surrogate"},
+    ] == batch.rejected
+    assert ["ok"] == [row[ROW_COLUMNS.index("message")] for row in batch.rows]
+
+
+def test_an_escaped_surrogate_pair_is_ordinary_text():
+    raw = json.dumps({"logs": [{"message": "emoji \U0001f600"}]}).encode()
+    batch = normalise_all(decode_body(raw, gzipped=False, limits=Limits()), NOW)
+    assert [] == batch.rejected
+    assert "emoji \U0001f600" == batch.rows[0][ROW_COLUMNS.index("message")]
+
+
+def test_one_bad_record_never_fails_its_batch():
+    records = [{"message": "a"}, {"level": "nope", "message": "b"}, 5, {"message": "c"}]
+    batch = normalise_all(Body(records, check_text=False), NOW)
+    assert ["a", "c"] == [row[ROW_COLUMNS.index("message")] for row in batch.rows]
+    assert [1, 2] == [r["index"] for r in batch.rejected]
+
+
+# --- the fast path gives the same rows as normalise -----------------------------------------
+
+_text = st.text(max_size=12)
+_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**40), 2**41),
+    st.floats(allow_nan=True, allow_infinity=True),
+    _text,
+    st.sampled_from(["INFO", "info", "WARNING", "prod", "production", "GET", "post", "BACKEND"]),
+    st.just(EVENT_ID),
+    st.just(EVENT_ID.upper()),
+    st.just("s" * 120),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(_text, st.integers(), max_size=2),
+)
+_keys = st.sampled_from([*ROW_COLUMNS, "metadata", "order_id", "id"])
+_records = st.one_of(
+    st.dictionaries(_keys, _values, max_size=8),
+    st.fixed_dictionaries(
+        {"message": _text, "created_at": st.floats(0, 2e9), "event_id": st.uuids().map(str)},
+        optional={"level": st.sampled_from(["INFO", "ERROR"]), "user_id": _text},
+    ),
+    st.integers(),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_records, max_size=6))
+def test_the_fast_path_stores_exactly_what_normalise_stores(records):
+    fast, slow = fast_rows(records, NOW)
+    for index, record in enumerate(records):
+        if index in slow:
+            continue
+        assert normalise(record, NOW) == fast[index]
+
+
+def test_canonical_records_all_take_the_fast_path():
+    records = [
+        {"event_id": EVENT_ID, "created_at": time.time(), "level": "INFO", "message": "m", "k": 1}
+    ]
+    assert set() == fast_rows(records, NOW)[1]

@@ -1,0 +1,83 @@
+"""The PostgreSQL migration runner: bookkeeping, one transaction per step, a lock."""
+
+from __future__ import annotations
+
+import threading
+
+import psycopg
+import pytest
+
+from log_collector.server.store.postgres_migrations import (
+    BOOKKEEPING_TABLE,
+    applied_postgres,
+    apply_postgres,
+)
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def fresh_pg(pg_databases):
+    return pg_databases.create()
+
+
+def test_each_applied_step_has_its_bookkeeping_row(fresh_pg):
+    with psycopg.connect(fresh_pg, autocommit=True) as conn:
+        assert [] == applied_postgres(conn)
+        assert ["0001_logs"] == apply_postgres(conn)
+        assert ["0001_logs"] == applied_postgres(conn)
+        names = conn.execute(f"SELECT name FROM {BOOKKEEPING_TABLE}").fetchall()
+    assert [("0001_logs",)] == names
+
+
+def test_the_original_enum_types_and_partial_indexes_exist(fresh_pg):
+    with psycopg.connect(fresh_pg, autocommit=True) as conn:
+        apply_postgres(conn)
+        enums = conn.execute(
+            "SELECT t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder) "
+            "FROM pg_type t JOIN pg_enum e ON e.enumtypid = t.oid GROUP BY t.typname"
+        ).fetchall()
+        indexes = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'logs' "
+            "AND indexdef LIKE '%WHERE%deleted = false%' ORDER BY indexname"
+        ).fetchall()
+    assert {
+        "env_type": ["production", "staging", "development", "test", "local"],
+        "http_method": ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"],
+        "log_level": ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"],
+        "source_type": ["BACKEND", "FRONTEND", "MOBILE", "IOT", "WORKER"],
+    } == dict(enums)
+    assert [
+        ("idx_error_time",),
+        ("idx_service_level_time",),
+        ("idx_trace",),
+        ("idx_user_time",),
+    ] == indexes
+
+
+def test_servers_migrating_at_once_apply_each_step_once(fresh_pg):
+    results: list[list[str]] = []
+
+    def run() -> None:
+        with psycopg.connect(fresh_pg, autocommit=True) as conn:
+            results.append(apply_postgres(conn))
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [[], [], [], ["0001_logs"]] == sorted(results)
+
+
+def test_a_failing_step_leaves_no_trace(fresh_pg, monkeypatch):
+    from log_collector.server.store import postgres_migrations as runner
+
+    monkeypatch.setattr(
+        runner, "sql_files", lambda kind: [("0001_logs", "CREATE TABLE half (x int); SELECT 1/0")]
+    )
+    with psycopg.connect(fresh_pg, autocommit=True) as conn:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            apply_postgres(conn)
+        assert [] == applied_postgres(conn)
+        assert conn.execute("SELECT to_regclass('half')").fetchone() == (None,)
