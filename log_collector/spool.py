@@ -41,6 +41,7 @@ DROP_HEADROOM = 0.05
 ROOM_AGAIN = 0.5
 
 Row = tuple[int, str]  # (id, body)
+_INSERT = "INSERT INTO records(id, created_at, body) VALUES (?, ?, ?)"
 FallbackFn = Callable[[list[tuple[float, str]], BaseException], None]
 
 
@@ -179,9 +180,10 @@ class Spool:
         self._leader = False
         self._waiting = 0
 
-        self._bytes = self._wconn.execute(
-            "SELECT coalesce(sum(length(body)), 0) FROM records"
-        ).fetchone()[0]
+        self._bytes, last_id = self._wconn.execute(
+            "SELECT coalesce(sum(length(body)), 0), coalesce(max(id), 0) FROM records"
+        ).fetchone()
+        self._next_id = last_id + 1
         self._load_drop_counters()
 
     # -- opening ---------------------------------------------------------
@@ -295,12 +297,17 @@ class Spool:
                 rows, size = self._make_room(rows, size)
                 if not rows:
                     return
+            first = self._next_id
+            self._next_id += len(rows)
             if len(rows) == 1:
-                conn.execute("INSERT INTO records(created_at, body) VALUES (?, ?)", rows[0])
+                created_at, body = rows[0]
+                conn.execute(_INSERT, (first, created_at, body))
             else:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany("INSERT INTO records(created_at, body) VALUES (?, ?)", rows)
+                    conn.executemany(
+                        _INSERT, [(first + i, c, b) for i, (c, b) in enumerate(rows)]
+                    )
                     conn.execute("COMMIT")
                 except BaseException:
                     _rollback(conn)
@@ -403,9 +410,10 @@ class Spool:
             except BaseException:
                 _rollback(conn)
                 raise
-            self._bytes = conn.execute(
-                "SELECT coalesce(sum(length(body)), 0) FROM records"
-            ).fetchone()[0]
+            self._bytes, last_id = conn.execute(
+                "SELECT coalesce(sum(length(body)), 0), coalesce(max(id), 0) FROM records"
+            ).fetchone()
+            self._next_id = max(self._next_id, last_id + 1)
             return moved
 
     def checkpoint(self) -> None:
@@ -433,12 +441,8 @@ class Spool:
             return self._rconn.execute("SELECT count(*) FROM records").fetchone()[0]
 
     def high_water(self) -> int:
-        """The id of the newest row committed so far (0 when none ever was)."""
-        with self._rlock:
-            row = self._rconn.execute(
-                "SELECT seq FROM sqlite_sequence WHERE name = 'records'"
-            ).fetchone()
-        return row[0] if row else 0
+        """The largest id handed out so far: every row appended before this call has id <= it."""
+        return self._next_id - 1
 
     def oldest_id(self) -> int | None:
         with self._rlock:

@@ -1,11 +1,14 @@
 -- The local spool: one file per client per process (see DESIGN.md section 3).
 --
--- AUTOINCREMENT, not a plain rowid: ids are never reused, even after the
--- sender has deleted every row, so flush() can wait for "no row with
--- id <= the high-water mark at the call" and `status` can report monotonic ids.
--- https://www.sqlite.org/autoinc.html
+-- The owning process (it holds the file's flock, so it is the only writer)
+-- assigns ids from its own counter, starting after max(id): ids only grow for
+-- the life of the process even when the sender has deleted every row, so
+-- flush() can wait for "no row with id <= the mark at the call". Not
+-- AUTOINCREMENT: that writes sqlite_sequence on every commit, a second page
+-- per log call (measured ~20-35% slower here). https://www.sqlite.org/autoinc.html
+-- The sender reads ORDER BY id and deletes exactly the ids it sent.
 CREATE TABLE records (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id INTEGER PRIMARY KEY,
     created_at REAL NOT NULL,
     body TEXT NOT NULL
 );
