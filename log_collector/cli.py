@@ -27,6 +27,13 @@ def _default_paths() -> list[Path]:
     return [default_spool_dir(None, os.environ).parent]
 
 
+def _must_exist(paths: tuple[Path, ...]) -> None:
+    """One clear line (click's own check prints a usage block) for a path that is not there."""
+    for path in paths:
+        if not path.exists():
+            raise click.ClickException(f"no such file or directory: {path}")
+
+
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -52,6 +59,7 @@ def status(paths: tuple[Path, ...], as_json: bool) -> None:
     Example:
       log-collector status ~/.cache/log-collector/payments
     """
+    _must_exist(paths)
     files = spool_files(list(paths) or _default_paths())
     if not files:
         click.echo("no spool files found")
@@ -73,7 +81,7 @@ def status(paths: tuple[Path, ...], as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--server", "server_url", help="Send here instead of each spool's own target.")
 @click.option("--api-key", envvar="LOG_COLLECTOR_API_KEY", help="Bearer key for the server.")
 @click.option("--timeout", default=60.0, show_default=True, help="Give up after this many seconds.")
@@ -88,6 +96,7 @@ def replay(
     """
     from .replay import replay as run_replay
 
+    _must_exist(paths)
     if server_url is not None:
         from .config import _url
 
@@ -119,7 +128,7 @@ def replay(
 
 
 @main.command("dead-letters")
-@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))
 @click.option("--requeue", is_flag=True, help="Move them back to be sent again.")
 @click.option("--limit", default=20, show_default=True, help="How many to list.")
 def dead_letters(path: Path, requeue: bool, limit: int) -> None:
@@ -129,6 +138,7 @@ def dead_letters(path: Path, requeue: bool, limit: int) -> None:
     Example:
       log-collector dead-letters ./spool/1234-ab12cd34.spool --requeue
     """
+    _must_exist((path,))
     try:
         spool = Spool.adopt(path)
     except (NotAdoptable, SpoolError) as exc:

@@ -102,6 +102,7 @@ class Sender:
         self._halt = threading.Event()  # exit now, leave the rest in the spool
         self.progress = threading.Condition()
         self.failing = False  # the last send attempt did not get an ack
+        self._troubles: set[str] = set()
         self._thread: threading.Thread | None = None
 
     # -- control ---------------------------------------------------------
@@ -169,20 +170,47 @@ class Sender:
         """Send full batches while there are any, then at most one partial batch
         per source; the next partial waits for the next wake (flush_interval,
         batch_size rows pending, flush() or close()). Sending every few new rows
-        at once would keep this thread busy and take the GIL from the app."""
+        at once would keep this thread busy and take the GIL from the app.
+
+        A source that fails (a full disk, a corrupt adopted file) is reported
+        and skipped until the next wake; the others still drain, and the
+        thread lives on: its rows stay where they are.
+        """
         for source in self._sources():
-            while not self._halt.is_set():
-                rows = source.read_batch(self._batch_size)
-                if not rows:
-                    self._on_drained(source)
-                    break
-                if not self._deliver(source, rows):
+            try:
+                if not self._drain_source(source):
                     return
-                source.checkpoint()
-                with self.progress:
-                    self.progress.notify_all()
-                if len(rows) < self._batch_size and not self._stopping.is_set():
-                    break
+            except Exception as exc:
+                if self._halt.is_set():
+                    return
+                self._trouble(f"{type(exc).__name__}: {exc}", source)
+
+    def _drain_source(self, source: Source) -> bool:
+        while not self._halt.is_set():
+            rows = source.read_batch(self._batch_size)
+            if not rows:
+                self._on_drained(source)
+                return True
+            if not self._deliver(source, rows):
+                return False
+            source.checkpoint()
+            with self.progress:
+                self.progress.notify_all()
+            if len(rows) < self._batch_size and not self._stopping.is_set():
+                return True
+        return False
+
+    def _trouble(self, what: str, source: Source) -> None:
+        self.stats.last_error = what
+        self.stats.last_error_at = time.time()
+        if what.split(":", 1)[0] not in self._troubles:
+            self._troubles.add(what.split(":", 1)[0])
+            logger.warning(
+                "log-collector: cannot use the spool %s (%s); its records stay there, "
+                "retrying at the next wake",
+                getattr(source, "path", None) or "in memory",
+                what,
+            )
 
     def _deliver(self, source: Source, rows: list[Row]) -> bool:
         """Send ``rows`` until each is acknowledged or dead-lettered; False if halted."""

@@ -155,6 +155,7 @@ class Spool:
         # Drops not yet told to the server; once an append succeeds with room to
         # spare they move to drop_notice, which the client turns into one WARN record.
         self._unannounced: dict[str, int] = {}
+        self._undeleted: set[int] = set()  # acknowledged, but the DELETE failed
         self.drop_notice: dict[str, int] | None = None
 
         self._wconn = _connect(path)
@@ -351,19 +352,39 @@ class Spool:
         """The oldest ``limit`` rows, by id. Nothing is removed until ``ack``."""
         if self._max_record_age is not None:
             self._expire()
+        if self._undeleted:
+            self._retry_deletes()
+        skip = self._undeleted
         with self._rlock:
-            return self._rconn.execute(
-                "SELECT id, body FROM records ORDER BY id LIMIT ?", (limit,)
+            rows = self._rconn.execute(
+                "SELECT id, body FROM records ORDER BY id LIMIT ?", (limit + len(skip),)
             ).fetchall()
+        return [row for row in rows if row[0] not in skip][:limit] if skip else rows
 
     def ack(self, rows: list[Row]) -> None:
         """Delete exactly these rows: the server has them."""
         if not rows:
             return
+        ids = [row_id for row_id, _ in rows]
         with self._exclusive():
-            self._delete_ids([row_id for row_id, _ in rows])
-            self._bytes -= sum(len(body) for _, body in rows)
             self.counters.acknowledged += len(rows)
+            self._bytes -= sum(len(body) for _, body in rows)
+            try:
+                self._delete_ids(ids)
+            except sqlite3.Error as exc:
+                # A DELETE needs room in the WAL, so a full disk refuses it.
+                # The server has these rows: remember them (ids only grow in
+                # this process), never send them again, delete them later.
+                self._undeleted.update(ids)
+                logger.warning("log-collector: cannot delete sent rows from %s: %s", self.path, exc)
+
+    def _retry_deletes(self) -> None:
+        with self._exclusive():
+            try:
+                self._delete_ids(sorted(self._undeleted))
+            except sqlite3.Error:
+                return
+            self._undeleted.clear()
 
     def dead_letter(self, rows: list[tuple[Row, str]]) -> None:
         """Move rows the server refused for good to ``dead_letters``, with the reason."""
@@ -438,15 +459,21 @@ class Spool:
 
     def pending(self) -> int:
         with self._rlock:
-            return self._rconn.execute("SELECT count(*) FROM records").fetchone()[0]
+            count = self._rconn.execute("SELECT count(*) FROM records").fetchone()[0]
+        return count - len(self._undeleted)
 
     def high_water(self) -> int:
         """The largest id handed out so far: every row appended before this call has id <= it."""
         return self._next_id - 1
 
     def oldest_id(self) -> int | None:
+        """The id of the oldest row not yet acknowledged."""
+        skip = self._undeleted
         with self._rlock:
-            return self._rconn.execute("SELECT min(id) FROM records").fetchone()[0]
+            rows = self._rconn.execute(
+                "SELECT id FROM records ORDER BY id LIMIT ?", (len(skip) + 1,)
+            ).fetchall()
+        return next((row_id for (row_id,) in rows if row_id not in skip), None)
 
     def oldest_created_at(self) -> float | None:
         with self._rlock:
