@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import socket
 import sqlite3
 import statistics
@@ -37,7 +36,12 @@ def percentiles(samples_ns: list[int]) -> dict[str, float]:
     def at(q: float) -> float:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] / 1000
 
-    return {"p50": at(0.50), "p99": at(0.99), "p99.9": at(0.999), "mean": statistics.fmean(ordered) / 1000}
+    return {
+        "p50": at(0.50),
+        "p99": at(0.99),
+        "p99.9": at(0.999),
+        "mean": statistics.fmean(ordered) / 1000,
+    }
 
 
 def fmt(p: dict[str, float]) -> str:
@@ -68,9 +72,7 @@ def bare_insert_floor(body: str, calls: int) -> dict[str, float]:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint=0")
-        conn.execute(
-            "CREATE TABLE records (id INTEGER PRIMARY KEY AUTOINCREMENT, created_at REAL, body TEXT)"
-        )
+        conn.execute("CREATE TABLE records (id INTEGER PRIMARY KEY, created_at REAL, body TEXT)")
         samples = []
         clock = time.perf_counter_ns
         for _ in range(calls):
@@ -108,18 +110,26 @@ def latency(url: str, calls: int, threads: int) -> dict[str, float]:
     return percentiles([s for r in results for s in r])
 
 
-def end_to_end(url: str, records: int) -> float:
+def end_to_end(url: str, records: int, threads: int) -> float:
+    """Records/s from the first log call to flush() returning, ``threads`` producers."""
     with tempfile.TemporaryDirectory() as tmp:
         client = AsyncLogClient(url, service="bench", spool_dir=tmp)
+        per_thread = records // threads
+        workers = [
+            threading.Thread(target=log_calls, args=(client, per_thread, []))
+            for _ in range(threads)
+        ]
         t0 = time.perf_counter()
-        for i in range(records):
-            client.info("payment accepted", order_id=i, amount=19.99, currency="EUR", customer="c-1029")
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
         delivered = client.flush(timeout=300)
         elapsed = time.perf_counter() - t0
         client.close()
     if not delivered:
         raise SystemExit("end-to-end: flush timed out")
-    return records / elapsed
+    return per_thread * threads / elapsed
 
 
 BACKLOG_CHILD = """
@@ -128,7 +138,8 @@ sys.path.insert(0, {root!r})
 from log_collector import AsyncLogClient
 n = {n}
 with tempfile.TemporaryDirectory() as tmp:
-    client = AsyncLogClient("http://127.0.0.1:{port}", service="bench", spool_dir=tmp, max_backoff=1.0)
+    url = "http://127.0.0.1:{port}"
+    client = AsyncLogClient(url, service="bench", spool_dir=tmp, max_backoff=1.0)
     client.info("warm up")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for i in range(n):
@@ -166,11 +177,16 @@ def main() -> None:
         floor = bare_insert_floor(body, args.calls)
         print(f"bare sqlite3 WAL INSERT ({len(body)} B JSON):  {fmt(floor)}")
         one = latency(url, args.calls, 1)
-        print(f"log call, 1 thread:   {fmt(one)}   p50 ratio to bare INSERT {one['p50'] / floor['p50']:.2f}x")
+        ratio = one["p50"] / floor["p50"]
+        print(f"log call, 1 thread:   {fmt(one)}   p50 ratio to bare INSERT {ratio:.2f}x")
         four = latency(url, args.calls // 4, 4)
         print(f"log call, 4 threads:  {fmt(four)}")
-        rate = end_to_end(url, args.e2e)
-        print(f"end-to-end {args.e2e} records to a local receiver: {rate:,.0f} records/s")
+        for threads in (1, 4):
+            rate = end_to_end(url, args.e2e, threads)
+            print(
+                f"end-to-end {args.e2e:,} records, {threads} producer thread(s), to a local "
+                f"receiver: {rate:,.0f} records/s"
+            )
     finally:
         receiver.terminate()
         receiver.wait()
