@@ -25,6 +25,7 @@ logger = logging.getLogger("log_collector")
 Row = tuple[int, str]
 INITIAL_BACKOFF = 0.5
 UNAUTHORIZED_BACKOFF = 60.0
+HALT_GRACE = 0.1  # seconds stop() gives a halted thread to exit
 
 
 class Source(Protocol):
@@ -131,11 +132,13 @@ class Sender:
         self.finish()
         if self._thread is None:
             return True
-        self._thread.join(max(0.0, deadline - time.monotonic()))
+        self._thread.join(max(0.0, deadline - time.monotonic() - HALT_GRACE))
         if self._thread.is_alive():
+            # Past the deadline: the thread stops at its next step. A request in
+            # flight is not waited for; whatever it carried is still in the spool.
             self._halt.set()
             self._interrupt.set()
-            self._thread.join(1.0)
+            self._thread.join(HALT_GRACE)
         return not self._thread.is_alive()
 
     def _interruptible_sleep(self, seconds: float) -> None:
