@@ -355,10 +355,7 @@ class Spool:
         if self._undeleted:
             self._retry_deletes()
         skip = self._undeleted
-        with self._rlock:
-            rows = self._rconn.execute(
-                "SELECT id, body FROM records ORDER BY id LIMIT ?", (limit + len(skip),)
-            ).fetchall()
+        rows = self._read("SELECT id, body FROM records ORDER BY id LIMIT ?", (limit + len(skip),))
         return [row for row in rows if row[0] not in skip][:limit] if skip else rows
 
     def ack(self, rows: list[Row]) -> None:
@@ -409,13 +406,19 @@ class Spool:
             self._bytes -= sum(len(body) for (_, body), _ in rows)
             self.counters.dead_lettered += len(rows)
 
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Rows from the reading connection; none once the spool is closed
+        (flush() may look at a spool the sender has just drained and closed)."""
+        with self._rlock:
+            if self.closed:
+                return []
+            return self._rconn.execute(sql, params).fetchall()
+
     def dead_letter_rows(self, limit: int = 100) -> list[tuple[int, float, str, str]]:
         """``(id, failed_at, reason, body)`` of the oldest dead letters."""
-        with self._rlock:
-            return self._rconn.execute(
-                "SELECT id, failed_at, reason, body FROM dead_letters ORDER BY id LIMIT ?",
-                (limit,),
-            ).fetchall()
+        return self._read(
+            "SELECT id, failed_at, reason, body FROM dead_letters ORDER BY id LIMIT ?", (limit,)
+        )
 
     def requeue_dead_letters(self) -> int:
         """Put every dead letter back in ``records`` (after the server was fixed)."""
@@ -439,8 +442,7 @@ class Spool:
 
     def checkpoint(self) -> None:
         """Move WAL content into the database file without blocking writers."""
-        with self._rlock:
-            self._rconn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        self._read("PRAGMA wal_checkpoint(PASSIVE)")
 
     def _expire(self) -> None:
         assert self._max_record_age is not None
@@ -458,9 +460,8 @@ class Spool:
     # -- inspection ------------------------------------------------------
 
     def pending(self) -> int:
-        with self._rlock:
-            count = self._rconn.execute("SELECT count(*) FROM records").fetchone()[0]
-        return count - len(self._undeleted)
+        rows = self._read("SELECT count(*) FROM records")
+        return rows[0][0] - len(self._undeleted) if rows else 0
 
     def high_water(self) -> int:
         """The largest id handed out so far: every row appended before this call has id <= it."""
@@ -469,41 +470,30 @@ class Spool:
     def oldest_id(self) -> int | None:
         """The id of the oldest row not yet acknowledged."""
         skip = self._undeleted
-        with self._rlock:
-            rows = self._rconn.execute(
-                "SELECT id FROM records ORDER BY id LIMIT ?", (len(skip) + 1,)
-            ).fetchall()
+        rows = self._read("SELECT id FROM records ORDER BY id LIMIT ?", (len(skip) + 1,))
         return next((row_id for (row_id,) in rows if row_id not in skip), None)
 
     def oldest_created_at(self) -> float | None:
-        with self._rlock:
-            row = self._rconn.execute(
-                "SELECT created_at FROM records ORDER BY id LIMIT 1"
-            ).fetchone()
-        return row[0] if row else None
+        rows = self._read("SELECT created_at FROM records ORDER BY id LIMIT 1")
+        return rows[0][0] if rows else None
 
     def target_url(self) -> str | None:
-        with self._rlock:
-            row = self._rconn.execute("SELECT value FROM meta WHERE key = 'target_url'").fetchone()
-        return row[0] if row else None
+        rows = self._read("SELECT value FROM meta WHERE key = 'target_url'")
+        return rows[0][0] if rows else None
 
     def nbytes(self) -> int:
         return self._bytes
 
     def body_at(self, index: int) -> str | None:
-        with self._rlock:
-            row = self._rconn.execute(
-                "SELECT body FROM records ORDER BY id LIMIT 1 OFFSET ?", (index,)
-            ).fetchone()
-        return row[0] if row else None
+        rows = self._read("SELECT body FROM records ORDER BY id LIMIT 1 OFFSET ?", (index,))
+        return rows[0][0] if rows else None
 
     def iter_bodies(self, chunk: int = 500) -> Iterator[str]:
         after = 0
         while True:
-            with self._rlock:
-                rows = self._rconn.execute(
-                    "SELECT id, body FROM records WHERE id > ? ORDER BY id LIMIT ?", (after, chunk)
-                ).fetchall()
+            rows = self._read(
+                "SELECT id, body FROM records WHERE id > ? ORDER BY id LIMIT ?", (after, chunk)
+            )
             if not rows:
                 return
             after = rows[-1][0]
