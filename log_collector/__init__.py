@@ -13,6 +13,7 @@ from .context import (  # noqa: E402
     set_user_context,
     user_context,
 )
+from .handler import LogCollectorHandler  # noqa: E402
 from .hooks import asyncio_exception_handler  # noqa: E402
 from .record import DEFAULT_REDACT_KEYS, LEVELS  # noqa: E402
 
@@ -21,6 +22,7 @@ __all__ = [
     "LEVELS",
     "AsyncLogClient",
     "ConfigError",
+    "LogCollectorHandler",
     "__version__",
     "asyncio_exception_handler",
     "clear_request_context",

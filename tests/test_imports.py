@@ -1,0 +1,53 @@
+"""Importing the library pulls in no web framework; each integration pulls in only its own.
+Checked in fresh interpreters, since this test process has imported every framework."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+FRAMEWORKS = ("flask", "werkzeug", "django", "starlette", "fastapi", "asgiref")
+
+
+def frameworks_after(statement):
+    probe = (
+        f"import json, sys\n{statement}\n"
+        f"print(json.dumps([m for m in {FRAMEWORKS!r} if m in sys.modules]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "import log_collector",
+        "from log_collector import *",
+        "import log_collector.integrations, log_collector.handler, log_collector.hooks",
+        "import log_collector.integrations._common",
+        "import log_collector.integrations.asgi",  # pure ASGI: not even starlette
+    ],
+)
+def test_the_core_imports_no_web_framework(statement):
+    assert [] == frameworks_after(statement)
+
+
+@pytest.mark.parametrize(
+    ("module", "expected"),
+    [
+        ("flask", ["flask", "werkzeug"]),
+        ("django", ["django", "asgiref"]),
+    ],
+)
+def test_an_integration_imports_only_its_own_framework(module, expected):
+    assert expected == frameworks_after(f"import log_collector.integrations.{module}")
+
+
+def test_the_handler_is_part_of_the_public_api():
+    import log_collector
+
+    assert "LogCollectorHandler" in log_collector.__all__
+    assert log_collector.handler.LogCollectorHandler is log_collector.LogCollectorHandler
