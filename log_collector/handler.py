@@ -30,6 +30,8 @@ import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from .sender import THREAD_NAME
+
 if TYPE_CHECKING:
     from .client import AsyncLogClient
 
@@ -40,7 +42,7 @@ _logger = logging.getLogger("log_collector")
 # The sender thread's name (log_collector/sender.py). What is logged on that
 # thread (urllib3's connection messages, say) must not become records: each
 # would be sent by the same thread, which would log again, and so on forever.
-_SENDER_THREAD = "log-collector-sender"
+_SENDER_THREAD = THREAD_NAME
 
 # Every attribute a LogRecord has by itself, plus what Formatter.format adds;
 # whatever else is in record.__dict__ came from ``extra``.

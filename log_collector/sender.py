@@ -25,6 +25,7 @@ logger = logging.getLogger("log_collector")
 Row = tuple[int, str]
 INITIAL_BACKOFF = 0.5
 UNAUTHORIZED_BACKOFF = 60.0
+THREAD_NAME = "log-collector-sender"  # the logging handler drops records made on it
 HALT_GRACE = 0.1  # seconds stop() gives a halted thread to exit
 
 
@@ -109,7 +110,7 @@ class Sender:
     # -- control ---------------------------------------------------------
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="log-collector-sender", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
     @property
