@@ -119,12 +119,7 @@ def test_a_spool_written_for_another_server_is_left_alone(make_client, receiver,
     assert [theirs] == spool_files(spool_dir)
 
 
-@pytest.mark.slow  # about 3 s, and it only shows the race in some runs
-@pytest.mark.xfail(
-    strict=False,  # a race: it shows in some runs only
-    reason="BUG: flush() can raise sqlite3.ProgrammingError when the sender closes a drained "
-    "adopted spool between `a.closed` and `a.pending()` (client.py flush.delivered)",
-)
+@pytest.mark.slow  # about 3 s; the race it guards against showed in some runs only
 def test_flush_never_raises_while_the_sender_closes_adopted_spools(
     make_client, receiver, tmp_path, capsys
 ):
