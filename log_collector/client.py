@@ -53,6 +53,7 @@ _hooks_lock = threading.Lock()
 # child never finalises (closes) the parent's connections. See Spool.abandon.
 _INHERITED: list[Any] = []
 _reentry = threading.local()
+_MISSING: Any = object()  # "not passed": level/message may also arrive as keywords
 
 
 def _install_process_hooks() -> None:
@@ -263,8 +264,28 @@ class AsyncLogClient:
 
     # -- logging ---------------------------------------------------------
 
-    def log(self, level: str, message: str, auto_caller: bool = True, **fields: Any) -> None:
-        """Append one record to the spool and return; never raises."""
+    def log(
+        self,
+        level: Any = _MISSING,
+        message: Any = _MISSING,
+        /,
+        auto_caller: bool = True,
+        **fields: Any,
+    ) -> None:
+        """Append one record to the spool and return; never raises.
+
+        ``level`` and ``message`` are positional, so a field may be called
+        ``level`` or ``message`` (it is kept as ``extra_level``/``extra_message``);
+        ``log(level="INFO", message="m")``, as the older client allowed, still works.
+        """
+        if level is _MISSING:
+            level = fields.pop("level", "INFO")
+        elif "level" in fields:
+            fields["extra_level"] = fields.pop("level")
+        if message is _MISSING:
+            message = fields.pop("message", "")
+        elif "message" in fields:
+            fields["extra_message"] = fields.pop("message")
         if getattr(_reentry, "active", False):
             return  # a log call made while logging (e.g. from our own warnings): ignore
         _reentry.active = True
@@ -281,24 +302,24 @@ class AsyncLogClient:
         finally:
             _reentry.active = False
 
-    def trace(self, message: str, auto_caller: bool = True, **fields: Any) -> None:
+    def trace(self, message: Any = _MISSING, /, auto_caller: bool = True, **fields: Any) -> None:
         self.log("TRACE", message, auto_caller, **fields)
 
-    def debug(self, message: str, auto_caller: bool = True, **fields: Any) -> None:
+    def debug(self, message: Any = _MISSING, /, auto_caller: bool = True, **fields: Any) -> None:
         self.log("DEBUG", message, auto_caller, **fields)
 
-    def info(self, message: str, auto_caller: bool = True, **fields: Any) -> None:
+    def info(self, message: Any = _MISSING, /, auto_caller: bool = True, **fields: Any) -> None:
         self.log("INFO", message, auto_caller, **fields)
 
-    def warn(self, message: str, auto_caller: bool = True, **fields: Any) -> None:
+    def warn(self, message: Any = _MISSING, /, auto_caller: bool = True, **fields: Any) -> None:
         self.log("WARN", message, auto_caller, **fields)
 
     warning = warn
 
-    def error(self, message: str, auto_caller: bool = True, **fields: Any) -> None:
+    def error(self, message: Any = _MISSING, /, auto_caller: bool = True, **fields: Any) -> None:
         self.log("ERROR", message, auto_caller, **fields)
 
-    def fatal(self, message: str, auto_caller: bool = True, **fields: Any) -> None:
+    def fatal(self, message: Any = _MISSING, /, auto_caller: bool = True, **fields: Any) -> None:
         self.log("FATAL", message, auto_caller, **fields)
 
     critical = fatal
@@ -364,10 +385,11 @@ class AsyncLogClient:
         self, fn: Callable[..., Any], message: str | None, level: str, fields: dict[str, Any]
     ) -> Callable[..., Any]:
         name = getattr(fn, "__name__", "function")
-        where = {"function_name": name}
+        where: dict[str, Any] = {"function_name": name}
         code = getattr(fn, "__code__", None)
         if code is not None:
             where["file_path"] = code.co_filename
+            where["line_no"] = code.co_firstlineno
 
         def done(start: float) -> None:
             duration_ms = (time.perf_counter() - start) * 1000

@@ -11,6 +11,7 @@ import datetime as _dt
 import decimal
 import enum
 import json
+import math
 import os
 import random
 import re
@@ -46,7 +47,8 @@ DEFAULT_REDACT_KEYS = frozenset(
 )  # fmt: skip
 REDACTED = "[REDACTED]"
 MAX_DEPTH = 32  # redaction looks this deep; deeper values are left as they are
-_CONTAINERS = (dict, list)
+MAX_INT_BITS = 10_000  # ints beyond this become hex text (int-to-decimal is capped)
+_SCALARS = (str, int, float, bool, type(None))
 
 _LIB_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -54,10 +56,10 @@ _SURROGATES = re.compile("[\ud800-\udfff]")
 
 def normalise_level(level: Any) -> str | None:
     """``'warning'`` -> ``'WARN'``; ``None`` for a name that is no level."""
-    if level in LEVEL_RANK:
-        return level
     if not isinstance(level, str):
         return None
+    if level in LEVEL_RANK:
+        return level
     upper = level.strip().upper()
     upper = _LEVEL_ALIASES.get(upper, upper)
     return upper if upper in LEVEL_RANK else None
@@ -68,9 +70,8 @@ class _ForkSafeRandom:
 
     A forked child inherits the parent's generator state; without a reseed two
     workers would draw the same bits, and the server would drop one worker's
-    records as duplicates of the other's. The client's after-fork hook calls
-    ``reseed``; the pid check covers forks made while no client existed.
-    One ``os.urandom`` call per id would also do, at several times the cost.
+    records as duplicates of the other's. ``os.register_at_fork`` reseeds every
+    child. One ``os.urandom`` call per id would also do, at several times the cost.
     """
 
     def __init__(self) -> None:
@@ -87,6 +88,10 @@ class _ForkSafeRandom:
 
 _random = _ForkSafeRandom()
 reseed_after_fork = _random.reseed
+# Registered at import, not with the first client: a process that imports the
+# library, forks (gunicorn --preload), and only then makes its client must
+# still give each child its own bits. This is the one thing done at import.
+os.register_at_fork(after_in_child=reseed_after_fork)
 
 
 def uuid7(unix_ms: int | None = None) -> str:
@@ -129,7 +134,10 @@ def _json_default(value: Any) -> Any:
         except TypeError:
             return list(value)
     if isinstance(value, BaseException):
-        return f"{type(value).__name__}: {value}"
+        try:
+            return f"{type(value).__name__}: {value}"
+        except Exception:
+            return f"{type(value).__name__}: {_safe_repr(value)}"
     return _safe_repr(value)
 
 
@@ -148,32 +156,42 @@ _ENCODER = json.JSONEncoder(
 def _sanitise(value: Any, depth: int = 0, seen: frozenset[int] = frozenset()) -> Any:
     """A JSON-safe copy: string keys, finite floats, no cycles, bounded depth.
 
-    Only used when the fast encoding failed, so it can afford to be thorough.
+    Only used when orjson refused the record, so it can afford to be thorough.
+    It writes what orjson writes where both can (NaN and infinities as null),
+    so a value encodes the same whichever path its record took.
     """
     if depth > 64:
         return "<too deep>"
-    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
-        return str(value)
-    if isinstance(value, str | int | float | bool) or value is None:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+        return hex(value)  # past Python's int-to-decimal limit; hex has none
+    if isinstance(value, str | int) or value is None:
         return value
     if id(value) in seen:
         return "<circular>"
     inner = seen | {id(value)}
     if isinstance(value, Mapping):
-        return {
-            k if isinstance(k, str) else str(_json_key(k)): _sanitise(v, depth + 1, inner)
-            for k, v in value.items()
-        }
+        return {_json_key(k): _sanitise(v, depth + 1, inner) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_sanitise(v, depth + 1, inner) for v in value]
     converted = _json_default(value)
     if isinstance(converted, list):
         return [_sanitise(v, depth + 1, inner) for v in converted]
-    return converted
+    return _sanitise(converted, depth + 1, inner)
 
 
-def _json_key(key: Any) -> Any:
-    return key if isinstance(key, int | float | bool) or key is None else _json_default(key)
+def _json_key(key: Any) -> str:
+    """A key as JSON (and orjson's OPT_NON_STR_KEYS) spells it."""
+    if isinstance(key, str):
+        return key
+    if key is None or isinstance(key, bool):
+        return {None: "null", True: "true", False: "false"}[key]
+    if isinstance(key, int):
+        return str(key) if key.bit_length() <= MAX_INT_BITS else hex(key)
+    if isinstance(key, float):
+        return repr(key) if math.isfinite(key) else "null"
+    return str(_json_default(key))
 
 
 def encode(record: dict[str, Any]) -> str:
@@ -241,7 +259,10 @@ class RecordBuilder:
         auto_caller: bool = True,
     ) -> tuple[float, str] | None:
         """The record's creation time and JSON text; ``None`` when below ``min_level``."""
-        rank = LEVEL_RANK.get(level)
+        try:
+            rank = LEVEL_RANK.get(level)
+        except TypeError:  # an unhashable "level"
+            rank = None
         if rank is None:
             name = normalise_level(level)
             if name is None:
@@ -275,7 +296,7 @@ class RecordBuilder:
         for key, value in self._common:
             record.setdefault(key, value)
         created_at = record["created_at"]
-        if type(created_at) is not float:
+        if type(created_at) is not float or not math.isfinite(created_at):
             created_at = now
         record["event_id"] = uuid7(int(created_at * 1000))
         if redact:
@@ -302,29 +323,31 @@ class RecordBuilder:
                 hit = self._is_sensitive(key)
             if hit:
                 record[key] = REDACTED
-            elif type(value) in _CONTAINERS and self._needs_redaction(value, 1):
+            elif type(value) not in _SCALARS and self._needs_redaction(value, 1):
                 record[key] = self._redacted_copy(value, 1)
 
     def _needs_redaction(self, value: Any, depth: int) -> bool:
         if depth > MAX_DEPTH:
             return False
-        if type(value) is dict:
+        if isinstance(value, Mapping):
             return any(
                 self._is_sensitive(k) or self._needs_redaction(v, depth + 1)
                 for k, v in value.items()
             )
-        if type(value) is list:
+        if isinstance(value, list | tuple):
             return any(self._needs_redaction(v, depth + 1) for v in value)
         return False
 
     def _redacted_copy(self, value: Any, depth: int) -> Any:
+        """A dict (or list) copy with sensitive values replaced; OrderedDict,
+        CaseInsensitiveDict, tuples and the like become plain dicts and lists."""
         if depth > MAX_DEPTH:
             return value
-        if type(value) is dict:
+        if isinstance(value, Mapping):
             return {
                 k: REDACTED if self._is_sensitive(k) else self._redacted_copy(v, depth + 1)
                 for k, v in value.items()
             }
-        if type(value) is list:
+        if isinstance(value, list | tuple):
             return [self._redacted_copy(v, depth + 1) for v in value]
         return value

@@ -42,6 +42,14 @@ ROOM_AGAIN = 0.5
 
 Row = tuple[int, str]  # (id, body)
 _INSERT = "INSERT INTO records(id, created_at, body) VALUES (?, ?, ?)"
+# max_spool_bytes counts UTF-8 bytes, not characters: non-ASCII text is up to 4x longer on disk.
+_BYTES = "length(CAST(body AS BLOB))"
+
+
+def _size(body: str) -> int:
+    return len(body) if body.isascii() else len(body.encode("utf-8", "surrogatepass"))
+
+
 FallbackFn = Callable[[list[tuple[float, str]], BaseException], None]
 
 
@@ -114,14 +122,10 @@ def _prepare(path: Path, *, target_url: str | None, service: str | None) -> None
                     "INSERT OR IGNORE INTO meta(key, value) VALUES ('target_url', ?)",
                     (target_url,),
                 )
-            conn.executemany(
-                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                [
-                    ("service", service),
-                    ("pid", str(os.getpid())),
-                    ("schema_version", str(len(known))),
-                ],
-            )
+            facts = [("pid", str(os.getpid())), ("schema_version", str(len(known)))]
+            if service is not None:  # adoption passes None: keep the writer's service
+                facts.append(("service", service))
+            conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", facts)
     except sqlite3.DatabaseError as exc:
         raise SpoolError(f"{path} is not a usable spool: {exc}") from exc
     finally:
@@ -182,7 +186,7 @@ class Spool:
         self._waiting = 0
 
         self._bytes, last_id = self._wconn.execute(
-            "SELECT coalesce(sum(length(body)), 0), coalesce(max(id), 0) FROM records"
+            f"SELECT coalesce(sum({_BYTES}), 0), coalesce(max(id), 0) FROM records"
         ).fetchone()
         self._next_id = last_id + 1
         self._load_drop_counters()
@@ -293,7 +297,7 @@ class Spool:
         try:
             if self.closed:
                 raise SpoolClosed("spool is closed")
-            size = len(rows[0][1]) if len(rows) == 1 else sum(len(body) for _, body in rows)
+            size = _size(rows[0][1]) if len(rows) == 1 else sum(_size(body) for _, body in rows)
             if self._max_bytes is not None and self._bytes + size > self._max_bytes:
                 rows, size = self._make_room(rows, size)
                 if not rows:
@@ -306,9 +310,7 @@ class Spool:
             else:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
-                    conn.executemany(
-                        _INSERT, [(first + i, c, b) for i, (c, b) in enumerate(rows)]
-                    )
+                    conn.executemany(_INSERT, [(first + i, c, b) for i, (c, b) in enumerate(rows)])
                     conn.execute("COMMIT")
                 except BaseException:
                     _rollback(conn)
@@ -334,15 +336,12 @@ class Spool:
             return [], 0
         need = self._bytes + size - int(self._max_bytes * (1 - DROP_HEADROOM))
         freed, ids = 0, []
-        for row_id, length in self._wconn.execute(
-            "SELECT id, length(body) FROM records ORDER BY id"
-        ):
+        for row_id, length in self._wconn.execute(f"SELECT id, {_BYTES} FROM records ORDER BY id"):
             if freed >= need:
                 break
             ids.append(row_id)
             freed += length
-        self._delete_ids(ids)
-        self._bytes -= freed
+        self._bytes -= self._delete_ids(ids)
         self._count_drop("spool_full", len(ids), persist=True)
         return rows, size
 
@@ -365,9 +364,10 @@ class Spool:
         ids = [row_id for row_id, _ in rows]
         with self._exclusive():
             self.counters.acknowledged += len(rows)
-            self._bytes -= sum(len(body) for _, body in rows)
             try:
-                self._delete_ids(ids)
+                # The size freed comes from the rows actually deleted: drop_oldest
+                # may have removed some of these while they were in flight.
+                self._bytes -= self._delete_ids(ids)
             except sqlite3.Error as exc:
                 # A DELETE needs room in the WAL, so a full disk refuses it.
                 # The server has these rows: remember them (ids only grow in
@@ -378,7 +378,7 @@ class Spool:
     def _retry_deletes(self) -> None:
         with self._exclusive():
             try:
-                self._delete_ids(sorted(self._undeleted))
+                self._bytes -= self._delete_ids(sorted(self._undeleted))
             except sqlite3.Error:
                 return
             self._undeleted.clear()
@@ -396,14 +396,12 @@ class Spool:
                     "SELECT created_at, body, ?, ? FROM records WHERE id = ?",
                     [(reason, now, row_id) for (row_id, _), reason in rows],
                 )
-                conn.executemany(
-                    "DELETE FROM records WHERE id = ?", [(row_id,) for (row_id, _), _ in rows]
-                )
+                freed = self._delete_ids([row_id for (row_id, _), _ in rows])
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
                 raise
-            self._bytes -= sum(len(body) for (_, body), _ in rows)
+            self._bytes -= freed
             self.counters.dead_lettered += len(rows)
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -425,9 +423,12 @@ class Spool:
         with self._exclusive() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                # Ids continue from this process's counter: never one handed out before.
                 moved = conn.execute(
-                    "INSERT INTO records(created_at, body) "
-                    "SELECT created_at, body FROM dead_letters ORDER BY id"
+                    "INSERT INTO records(id, created_at, body) "
+                    "SELECT ? + row_number() OVER (ORDER BY id), created_at, body "
+                    "FROM dead_letters ORDER BY id",
+                    (self._next_id - 1,),
                 ).rowcount
                 conn.execute("DELETE FROM dead_letters")
                 conn.execute("COMMIT")
@@ -435,7 +436,7 @@ class Spool:
                 _rollback(conn)
                 raise
             self._bytes, last_id = conn.execute(
-                "SELECT coalesce(sum(length(body)), 0), coalesce(max(id), 0) FROM records"
+                f"SELECT coalesce(sum({_BYTES}), 0), coalesce(max(id), 0) FROM records"
             ).fetchone()
             self._next_id = max(self._next_id, last_id + 1)
             return moved
@@ -449,7 +450,7 @@ class Spool:
         cutoff = self._clock() - self._max_record_age
         with self._exclusive():
             stale = self._wconn.execute(
-                "SELECT count(*), coalesce(sum(length(body)), 0) FROM records WHERE created_at < ?",
+                f"SELECT count(*), coalesce(sum({_BYTES}), 0) FROM records WHERE created_at < ?",
                 (cutoff,),
             ).fetchone()
             if stale[0]:
@@ -508,17 +509,24 @@ class Spool:
             if self.closed:
                 return 0
             self.closed = True
-            left = self._wconn.execute("SELECT count(*) FROM records").fetchone()[0]
-            dead = self._wconn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
-            with self._rlock:
-                self._rconn.close()
-            self._wconn.close()
-            if remove_if_empty and left == 0 and dead == 0:
-                # Unlinked while the lock is still held: a process waiting for the
-                # lock sees a different (or no) inode and leaves it alone.
-                _remove_files(self.path)
-            os.close(self._lock_fd)
-            return left
+            left = dead = None
+            try:
+                left = self._wconn.execute("SELECT count(*) FROM records").fetchone()[0]
+                dead = self._wconn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+            except sqlite3.Error as exc:  # a broken file: keep it, release everything
+                logger.warning("log-collector: cannot read %s while closing it: %s", self.path, exc)
+            finally:
+                with self._rlock:
+                    self._rconn.close()
+                self._wconn.close()
+            try:
+                if remove_if_empty and left == 0 and dead == 0:
+                    # Unlinked while the lock is still held: a process waiting for the
+                    # lock sees a different (or no) inode and leaves it alone.
+                    _remove_files(self.path)
+            finally:
+                os.close(self._lock_fd)
+            return left or 0
 
     def abandon(self) -> list[Any]:
         """Drop this spool in a forked child without touching the parent's handles.
@@ -561,12 +569,15 @@ class Spool:
         ):
             self.counters.dropped[key.split(":", 1)[1]] = int(value)
 
-    def _delete_ids(self, ids: list[int]) -> None:
-        if ids:
-            self._wconn.execute(
-                "DELETE FROM records WHERE id IN (SELECT value FROM json_each(?))",
-                (json.dumps(ids),),
-            )
+    def _delete_ids(self, ids: list[int]) -> int:
+        """Delete these rows (those still there); return the bytes freed."""
+        if not ids:
+            return 0
+        freed = self._wconn.execute(
+            f"DELETE FROM records WHERE id IN (SELECT value FROM json_each(?)) RETURNING {_BYTES}",
+            (json.dumps(ids),),
+        ).fetchall()
+        return sum(size for (size,) in freed)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -586,7 +597,9 @@ def read_meta(path: Path) -> dict[str, str]:
     try:
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return dict(conn.execute("SELECT key, value FROM meta"))
-    except sqlite3.OperationalError:
+    except sqlite3.DatabaseError as exc:
+        if is_corruption(exc):
+            raise SpoolError(f"{path} is not a usable spool: {exc}") from exc
         return {}
     finally:
         conn.close()
@@ -604,7 +617,7 @@ def inspect(path: Path) -> dict[str, Any]:
         conn = _connect(path)
         try:
             rows, body_bytes, oldest = conn.execute(
-                "SELECT count(*), coalesce(sum(length(body)), 0), min(created_at) FROM records"
+                f"SELECT count(*), coalesce(sum({_BYTES}), 0), min(created_at) FROM records"
             ).fetchone()
             dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
             meta = dict(conn.execute("SELECT key, value FROM meta"))

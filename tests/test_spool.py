@@ -267,11 +267,6 @@ def test_requeued_dead_letters_get_ids_after_every_pending_row(spools):
     assert 5 == spool.high_water()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: requeue_dead_letters inserts without ids, so SQLite reuses ids already "
-    "handed out when the tail was deleted (spool.py requeue_dead_letters ignores _next_id)",
-)
 def test_requeued_dead_letters_never_reuse_an_id_handed_out_before(spools):
     spool = spools()
     fill(spool, 3)
@@ -372,11 +367,6 @@ def test_a_failing_write_goes_to_the_fallback_with_the_sqlite_error(spools):
     assert (0, 0) == (spool.counters.appended, spool.pending())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: Spool.close() raises on a broken file (its SELECT count(*) fails) after "
-    "marking itself closed, leaking both connections and the flock (spool.py close)",
-)
 def test_closing_a_broken_spool_never_raises_and_releases_the_lock(tmp_path):
     spool = Spool.create(tmp_path, target_url=URL)
     with sqlite3.connect(spool.path) as other:
@@ -483,11 +473,6 @@ def test_a_corrupt_file_is_a_spool_error(tmp_path):
     assert not owner_alive(path)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: adopt(path, target_url=...) of a corrupt file raises sqlite3.DatabaseError, "
-    "not SpoolError (spool.py read_meta only catches OperationalError)",
-)
 def test_a_corrupt_file_is_a_spool_error_when_a_target_is_checked_too(tmp_path):
     path = tmp_path / "1-corrupt.spool"
     path.write_bytes(b"this is not a database" * 500)
@@ -496,11 +481,6 @@ def test_a_corrupt_file_is_a_spool_error_when_a_target_is_checked_too(tmp_path):
         Spool.adopt(path, target_url=URL)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: adopting a spool overwrites its meta 'service' with NULL "
-    "(spool.py adopt calls _prepare(service=None), which does INSERT OR REPLACE)",
-)
 def test_adopting_a_spool_keeps_its_recorded_service(spools):
     spool = spools(service="billing")
     spool.append(T0, "{}")
@@ -667,12 +647,6 @@ def test_max_record_age_drops_old_rows_by_the_injected_clock(spools):
     assert len("fresh") == spool.nbytes()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: acking rows that drop_oldest already deleted subtracts their size again "
-    "(spool.py ack/dead_letter trust the rows given), so nbytes drifts low and the cap "
-    "stops holding",
-)
 def test_byte_count_stays_exact_when_rows_in_flight_are_dropped_for_room(spools):
     spool = spools(max_bytes=1000, full_policy="drop_oldest")
     fill(spool, 5, size=100)
@@ -688,11 +662,6 @@ def test_byte_count_stays_exact_when_rows_in_flight_are_dropped_for_room(spools)
     assert stored <= 1000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: max_spool_bytes counts characters, not bytes (spool.py len(body) and "
-    "SQL length(body)); non-ASCII records overrun the cap up to 4x",
-)
 def test_max_bytes_caps_utf8_bytes_not_characters(spools):
     spool = spools(max_bytes=10_000, full_policy="drop_oldest")
 
