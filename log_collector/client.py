@@ -39,6 +39,7 @@ from .spool import (
     is_corruption,
     move_aside,
     owner_alive,
+    salvage,
 )
 from .transport import HttpTransport
 
@@ -452,20 +453,37 @@ class AsyncLogClient:
                 return self._pending_total() == 0
             self._adopt_orphans(force=True)
             sender = self._ensure_sender()
-            spool = self._spool
-            spool_mark = spool.high_water() if spool is not None else 0
+            # Per spool, the last id handed out at the call. A spool that
+            # replaces a corrupt one (salvaged rows inside) is marked when first
+            # seen, so the records moved into it are waited for too.
+            marks: dict[int, int] = {}
+            if self._spool is not None:
+                marks[id(self._spool)] = self._spool.high_water()
             memory, memory_mark = self._memory, self._memory.high_water()
             adopted = list(self._adopted)
 
-        def delivered() -> bool:
-            if spool is not None and not spool.closed:
+        def spool_delivered() -> bool:
+            spool = self._spool
+            if spool is None or spool.closed:
+                return True
+            mark = marks.setdefault(id(spool), spool.high_water())
+            try:
                 oldest = spool.oldest_id()
-                if oldest is not None and oldest <= spool_mark:
-                    return False
+            except sqlite3.Error as exc:
+                self._source_failed(spool, exc)  # corrupt: set aside and salvaged
+                return False
+            return oldest is None or oldest > mark
+
+        def delivered() -> bool:
+            if not spool_delivered():
+                return False
             oldest = memory.oldest_id()
             if oldest is not None and oldest <= memory_mark:
                 return False
-            return all(a.closed or a.pending() == 0 for a in adopted)
+            try:
+                return all(a.closed or a.pending() == 0 for a in adopted)
+            except sqlite3.Error:
+                return False  # the sender sets a broken adopted spool aside
 
         sender.wake(retry_now=True)
         with sender.progress:
@@ -621,7 +639,7 @@ class AsyncLogClient:
             )
             if is_corruption(exc):
                 # The next append opens a fresh file; this one is set aside
-                # for salvage by `log-collector replay`.
+                # and what can still be read from it is copied over.
                 self._retire_spool(str(exc))
 
     def _announce_drops(self, spool: Spool) -> None:
@@ -638,16 +656,44 @@ class AsyncLogClient:
         if built is not None:
             self._append(*built)
 
-    def _retire_spool(self, why: str) -> None:
-        spool = self._spool
-        if spool is None or not self._lock.acquire(blocking=False):
+    def _retire_spool(self, why: str, spool: Spool | None = None) -> None:
+        """Our own spool is corrupt: set it aside, salvage it into a fresh one."""
+        spool = spool or self._spool
+        if spool is None or spool is not self._spool or not self._lock.acquire(blocking=False):
             return
         try:
             self._spool = None
+            # Abandoned, not closed: closing a corrupt file can fail half-way.
             _INHERITED.extend(spool.abandon())
-            move_aside(spool.path, why)
         finally:
             self._lock.release()
+        self._quarantine(spool.path, why)
+
+    def _quarantine(self, path: Path, why: str) -> None:
+        """Move a bad spool file aside and copy what SQLite can still read from
+        it into our own spool; the event ids stay, so nothing is stored twice."""
+        moved = move_aside(path, why)
+        rows = salvage(moved)
+        if not rows:
+            return
+        target = self._spool or self._open_spool()
+        if target is not None:
+            target.append_rows(rows)
+        else:
+            self._to_memory(rows, None)
+        logger.error("log-collector: salvaged %d record(s) from %s", len(rows), moved)
+
+    def _source_failed(self, source: Source, exc: BaseException) -> None:
+        """The sender could not read or update a source; corruption retires it."""
+        if not is_corruption(exc):
+            return
+        if source is self._spool:
+            self._retire_spool(str(exc), source)  # type: ignore[arg-type]
+        elif source in self._adopted:
+            with self._adopt_lock:
+                self._adopted.remove(source)  # type: ignore[arg-type]
+            _INHERITED.extend(source.abandon())  # type: ignore[attr-defined]
+            self._quarantine(source.path, str(exc))
 
     def _new_memory(self) -> None:
         self._memory = MemoryQueue(self.settings.fallback_capacity, self._count_drop)
@@ -686,6 +732,7 @@ class AsyncLogClient:
                 max_backoff=s.max_backoff,
                 on_drained=self._drained,
                 on_idle=self._adopt_orphans,
+                on_error=self._source_failed,
                 sleep=self._sleep,
             )
             if not self._closed:
@@ -727,10 +774,10 @@ class AsyncLogClient:
                 except NotAdoptable:
                     continue
                 except SpoolError as exc:
-                    move_aside(path, str(exc))
+                    self._quarantine(path, str(exc))
                 except sqlite3.DatabaseError as exc:
                     if is_corruption(exc):
-                        move_aside(path, str(exc))
+                        self._quarantine(path, str(exc))
                 except OSError as exc:
                     logger.debug("log-collector: cannot adopt %s: %s", path, exc)
 

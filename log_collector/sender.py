@@ -84,6 +84,7 @@ class Sender:
         max_backoff: float,
         on_drained: Callable[[Source], None] = lambda source: None,
         on_idle: Callable[[], None] = lambda: None,
+        on_error: Callable[[Source, BaseException], None] = lambda source, exc: None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self._sources = sources
@@ -94,6 +95,7 @@ class Sender:
         self._gzip_min = gzip_min_records
         self._on_drained = on_drained
         self._on_idle = on_idle
+        self._on_error = on_error
         self._sleep = sleep or self._interruptible_sleep
         self._policy = _Backoff(max_backoff)
         self.stats = SenderStats()
@@ -188,6 +190,7 @@ class Sender:
                 if self._halt.is_set():
                     return
                 self._trouble(f"{type(exc).__name__}: {exc}", source)
+                self._on_error(source, exc)
 
     def _drain_source(self, source: Source) -> bool:
         while not self._halt.is_set():

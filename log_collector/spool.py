@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import sqlite3
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -344,6 +345,12 @@ class Spool:
         self._bytes -= self._delete_ids(ids)
         self._count_drop("spool_full", len(ids), persist=True)
         return rows, size
+
+    def append_rows(self, rows: list[tuple[float, str]]) -> None:
+        """Many rows in one transaction (salvage, not the hot path)."""
+        if rows:
+            with self._exclusive():
+                self._write(rows)
 
     # -- consumer side (the sender thread) -------------------------------
 
@@ -676,6 +683,62 @@ def owner_alive(path: Path) -> bool:
         return True
     finally:
         os.close(fd)
+
+
+def salvage(path: Path) -> list[tuple[float, str]]:
+    """``(created_at, body)`` of every record SQLite can still read from a damaged
+    spool, oldest first.
+
+    Three passes, each reading in id order until the first unreadable row: the
+    file with its WAL; the main file alone (``immutable=1``), for when the WAL
+    is the damaged part or belongs to another database; and a copy whose header
+    page count is set to the pages really there, for a truncated file (SQLite
+    refuses a file shorter than its header says). Bodies that are not JSON
+    objects are left behind.
+    """
+    found: dict[int, tuple[float, str]] = {}
+    _salvage_pass(f"file:{path}?mode=ro", found)
+    _salvage_pass(f"file:{path}?immutable=1", found)
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "salvage.db"
+        try:
+            data = bytearray(path.read_bytes())
+            page_size = int.from_bytes(data[16:18], "big")
+            page_size = 65536 if page_size == 1 else page_size
+            if len(data) >= 100 and page_size >= 512:
+                data[28:32] = (len(data) // page_size).to_bytes(4, "big")
+                copy.write_bytes(bytes(data))
+                _salvage_pass(f"file:{copy}?immutable=1", found)
+        except OSError:
+            pass
+    return [found[row_id] for row_id in sorted(found)]
+
+
+def _salvage_pass(uri: str, found: dict[int, tuple[float, str]]) -> None:
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error:
+        return
+    query = "SELECT id, created_at, body FROM records WHERE id > ? ORDER BY id LIMIT ?"
+    after, chunk = -1, 500
+    try:
+        while True:
+            try:
+                batch = conn.execute(query, (after, chunk)).fetchall()
+            except sqlite3.DatabaseError:
+                if chunk == 1:
+                    return
+                chunk = 1  # step up to the first bad row one row at a time
+                continue
+            if not batch:
+                return
+            for row_id, created_at, body in batch:
+                if isinstance(body, str) and body.startswith("{") and row_id not in found:
+                    created = created_at if isinstance(created_at, float) else time.time()
+                    found[row_id] = (created, body)
+            after = batch[-1][0]
+    finally:
+        conn.close()
 
 
 def move_aside(path: Path, why: str) -> Path:

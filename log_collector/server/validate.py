@@ -16,6 +16,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from .store.base import Row
 
 
@@ -194,10 +196,10 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
-def _metadata_encoder() -> Callable[[dict[str, Any]], str]:
+def _json_encoder() -> Callable[[dict[str, Any]], str]:
     # The C encoder called directly costs half of JSONEncoder.encode for the
     # small objects metadata holds (JSONEncoder builds it anew on every call).
-    # Same output: compact separators, non-ASCII kept, NaN refused.
+    # Compact separators, non-ASCII kept, NaN refused.
     make = getattr(json.encoder, "c_make_encoder", None)
     if make is None:
         return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
@@ -205,7 +207,33 @@ def _metadata_encoder() -> Callable[[dict[str, Any]], str]:
     return lambda value: "".join(encode(value, 0))
 
 
-encode_metadata = _metadata_encoder()
+_json_encode = _json_encoder()
+_orjson_dumps = orjson.dumps
+_OrjsonEncodeError = orjson.JSONEncodeError
+
+
+def encode_metadata(value: dict[str, Any]) -> str:
+    """``value`` as compact JSON text; ValueError for NaN or Infinity, RecursionError
+    when nested too deeply for Python."""
+    # orjson is several times faster but writes NaN and Infinity as null and
+    # refuses integers past 64 bits and nesting past 255 levels: json decides
+    # those (a null in the output may have been a NaN).
+    try:
+        text = _orjson_dumps(value)
+    except _OrjsonEncodeError:
+        return _json_encode(value)
+    if b"null" in text:
+        return _json_encode(value)
+    return text.decode()
+
+
+def encode_finite_metadata(value: dict[str, Any]) -> str:
+    """``encode_metadata`` for values known to hold no NaN, no Infinity and no
+    integer past 64 bits, as orjson decodes them: no check for a null."""
+    try:
+        return _orjson_dumps(value).decode()
+    except _OrjsonEncodeError:
+        return _json_encode(value)
 
 
 def normalise(record: Any, received_at: float, check_text: bool = False) -> Row:
