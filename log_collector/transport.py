@@ -52,7 +52,7 @@ class Outcome:
         return f"{head}: {self.detail}" if self.detail else head
 
 
-def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -> float | None:
+def parse_retry_after(value: str | None, now: Callable[[], float] | None = None) -> float | None:
     """Seconds from a Retry-After header: delta-seconds or an HTTP-date (RFC 9110 10.2.3)."""
     if not value:
         return None
@@ -64,7 +64,8 @@ def parse_retry_after(value: str | None, now: Callable[[], float] = time.time) -
             when = email.utils.parsedate_to_datetime(value)
         except (TypeError, ValueError):
             return None
-        seconds = when.timestamp() - now()
+        # time.time looked up at the call, not bound at import: freezegun can drive it.
+        seconds = when.timestamp() - (now or time.time)()
     if seconds != seconds:  # NaN
         return None
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
@@ -88,7 +89,7 @@ def classify(
     error: BaseException | None = None,
     *,
     count: int = 0,
-    now: Callable[[], float] = time.time,
+    now: Callable[[], float] | None = None,
 ) -> Outcome:
     """What a response (or the exception instead of one) means for a batch of ``count`` rows."""
     if response is None:

@@ -11,6 +11,7 @@ import json
 
 import pytest
 import requests
+from freezegun import freeze_time
 
 from log_collector.transport import (
     MAX_RETRY_AFTER,
@@ -345,3 +346,10 @@ def test_a_server_slower_than_the_timeout_is_a_retry(receiver):
 
     assert Kind.RETRY == outcome.kind
     assert "Timeout" in outcome.detail
+
+
+def test_a_retry_after_date_is_read_against_the_wall_clock():
+    """freezegun drives the wall clock the default ``now`` reads."""
+    with freeze_time("2026-11-24 12:00:00"):
+        assert 90.0 == parse_retry_after("Tue, 24 Nov 2026 12:01:30 GMT")
+        assert 0.0 == parse_retry_after("Tue, 24 Nov 2026 11:00:00 GMT")
