@@ -128,3 +128,49 @@ def test_the_wheel_installs_with_its_dependencies_into_a_fresh_virtualenv(wheel,
     assert {"spool": ["0001_initial"]} == found["kinds"]
     assert 1 == found["pending"]
     assert script.stdout.startswith("log-collector, version ")
+
+
+def test_serve_and_migrate_run_from_the_installed_wheel(wheel, tmp_path):
+    """The server's schema ships in the wheel too: migrate twice (the second is a
+    no-op) and serve, from a directory outside the repository."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    target = tmp_path / "site"
+    _run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--target", str(target), str(wheel)]
+    )  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    db = f"sqlite:///{elsewhere / 'logs.db'}"
+    migrate = [sys.executable, "-m", "log_collector", "migrate", "--db", db]
+
+    first = _run(migrate, cwd=elsewhere, env=env)
+    second = _run(migrate, cwd=elsewhere, env=env)
+
+    assert first.stdout.startswith("applied: ")
+    assert "up to date" == second.stdout.strip()
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "log_collector", "serve", "--db", db, "--port", str(port)],
+        cwd=elsewhere, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        ready, deadline = None, time.monotonic() + 60
+        while ready is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    ready = r.status
+            except OSError:
+                time.sleep(0.2)
+        assert 200 == ready
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
