@@ -642,19 +642,25 @@ class AsyncLogClient:
                 # and what can still be read from it is copied over.
                 self._retire_spool(str(exc))
 
-    def _announce_drops(self, spool: Spool) -> None:
-        """One WARN record saying how many records a limit dropped, and why."""
+    def _announce_drops(self, spool: Spool, *, earlier: bool = False) -> None:
+        """One WARN record saying how many records a limit dropped, and why.
+
+        ``earlier``: the drops were counted by a process that died before it
+        could say so; this one adopted its spool and says it instead.
+        """
         dropped, spool.drop_notice = spool.drop_notice or {}, None
         total = sum(dropped.values())
         reasons = ", ".join(f"{n} by {reason}" for reason, n in sorted(dropped.items()))
+        who = "an earlier process " if earlier else ""
         built = self._builder.build(
             "WARN",
-            f"log-collector dropped {total} record(s) before they were sent: {reasons}",
+            f"log-collector: {who}dropped {total} record(s) before they were sent: {reasons}",
             {"dropped": dropped, "spool_path": str(spool.path)},
             auto_caller=False,
         )
         if built is not None:
             self._append(*built)
+            spool.mark_announced(dropped)
 
     def _retire_spool(self, why: str, spool: Spool | None = None) -> None:
         """Our own spool is corrupt: set it aside, salvage it into a fresh one."""
@@ -763,14 +769,12 @@ class AsyncLogClient:
             own = {sp.path for sp in [self._spool, *self._adopted] if sp is not None}
             for path in candidates(s.spool_dir, exclude=own):
                 try:
-                    self._adopted.append(
-                        Spool.adopt(
-                            path,
-                            target_url=s.server_url,
-                            durability=s.durability,
-                            clock=self._clock,
-                        )
+                    adopted = Spool.adopt(
+                        path, target_url=s.server_url, durability=s.durability, clock=self._clock
                     )
+                    self._adopted.append(adopted)
+                    if adopted.drop_notice:
+                        self._announce_drops(adopted, earlier=True)
                 except NotAdoptable:
                     continue
                 except SpoolError as exc:

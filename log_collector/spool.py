@@ -299,25 +299,29 @@ class Spool:
             if self.closed:
                 raise SpoolClosed("spool is closed")
             size = _size(rows[0][1]) if len(rows) == 1 else sum(_size(body) for _, body in rows)
-            if self._max_bytes is not None and self._bytes + size > self._max_bytes:
-                rows, size = self._make_room(rows, size)
-                if not rows:
-                    return
-            first = self._next_id
-            self._next_id += len(rows)
-            if len(rows) == 1:
+            full = self._max_bytes is not None and self._bytes + size > self._max_bytes
+            drops: tuple[int, int] = (0, 0)  # rows dropped, bytes freed
+            if len(rows) == 1 and not full:
                 created_at, body = rows[0]
-                conn.execute(_INSERT, (first, created_at, body))
+                conn.execute(_INSERT, (self._next_id, created_at, body))
             else:
+                # A drop, its counter and the new rows commit together: a kill
+                # in between can never leave a drop uncounted.
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    if full:
+                        rows, size, drops = self._make_room(rows, size)
+                    first = self._next_id
                     conn.executemany(_INSERT, [(first + i, c, b) for i, (c, b) in enumerate(rows)])
                     conn.execute("COMMIT")
                 except BaseException:
                     _rollback(conn)
                     raise
-            self._bytes += size
+            self._next_id += len(rows)
+            self._bytes += size - drops[1]
             self.counters.appended += len(rows)
+            if drops[0]:
+                self._note_drop("spool_full", drops[0])
             if self._unannounced and (
                 self._max_bytes is None or self._bytes < self._max_bytes * ROOM_AGAIN
             ):
@@ -329,12 +333,16 @@ class Spool:
 
     def _make_room(
         self, rows: list[tuple[float, str]], size: int
-    ) -> tuple[list[tuple[float, str]], int]:
-        """Apply the spool-full policy; returns the rows still to insert."""
+    ) -> tuple[list[tuple[float, str]], int, tuple[int, int]]:
+        """Apply the spool-full policy inside the caller's transaction.
+
+        Returns the rows still to insert, their size, and (rows dropped, bytes
+        freed); the counter row is written here, in the same transaction.
+        """
         assert self._max_bytes is not None
         if self._full_policy == "drop_newest" or size > self._max_bytes:
-            self._count_drop("spool_full", len(rows), persist=True)
-            return [], 0
+            self._persist_drop("spool_full", len(rows))
+            return [], 0, (len(rows), 0)
         need = self._bytes + size - int(self._max_bytes * (1 - DROP_HEADROOM))
         freed, ids = 0, []
         for row_id, length in self._wconn.execute(f"SELECT id, {_BYTES} FROM records ORDER BY id"):
@@ -342,9 +350,9 @@ class Spool:
                 break
             ids.append(row_id)
             freed += length
-        self._bytes -= self._delete_ids(ids)
-        self._count_drop("spool_full", len(ids), persist=True)
-        return rows, size
+        freed = self._delete_ids(ids)
+        self._persist_drop("spool_full", len(ids))
+        return rows, size, (len(ids), freed)
 
     def append_rows(self, rows: list[tuple[float, str]]) -> None:
         """Many rows in one transaction (salvage, not the hot path)."""
@@ -455,15 +463,23 @@ class Spool:
     def _expire(self) -> None:
         assert self._max_record_age is not None
         cutoff = self._clock() - self._max_record_age
-        with self._exclusive():
-            stale = self._wconn.execute(
+        with self._exclusive() as conn:
+            count, freed = conn.execute(
                 f"SELECT count(*), coalesce(sum({_BYTES}), 0) FROM records WHERE created_at < ?",
                 (cutoff,),
             ).fetchone()
-            if stale[0]:
-                self._wconn.execute("DELETE FROM records WHERE created_at < ?", (cutoff,))
-                self._bytes -= stale[1]
-                self._count_drop("max_record_age", stale[0], persist=True)
+            if not count:
+                return
+            conn.execute("BEGIN IMMEDIATE")  # the drop and its counter together
+            try:
+                conn.execute("DELETE FROM records WHERE created_at < ?", (cutoff,))
+                self._persist_drop("max_record_age", count)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+            self._bytes -= freed
+            self._note_drop("max_record_age", count)
 
     # -- inspection ------------------------------------------------------
 
@@ -551,18 +567,22 @@ class Spool:
 
     # -- counters --------------------------------------------------------
 
-    def _count_drop(self, reason: str, n: int, *, persist: bool) -> None:
-        if n <= 0:
-            return
-        episode_starts = not self._unannounced
-        self.counters.dropped[reason] = self.counters.dropped.get(reason, 0) + n
-        self._unannounced[reason] = self._unannounced.get(reason, 0) + n
-        if persist:
+    def _persist_drop(self, reason: str, n: int) -> None:
+        """The drop counter in meta; the caller's transaction makes it atomic with the drop."""
+        if n > 0:
             self._wconn.execute(
                 "INSERT INTO meta(key, value) VALUES (?, ?) "
                 "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
                 (f"dropped:{reason}", n),
             )
+
+    def _note_drop(self, reason: str, n: int) -> None:
+        """Count a committed drop in memory; warn once per episode."""
+        if n <= 0:
+            return
+        episode_starts = not self._unannounced
+        self.counters.dropped[reason] = self.counters.dropped.get(reason, 0) + n
+        self._unannounced[reason] = self._unannounced.get(reason, 0) + n
         if episode_starts:  # once per episode, not once per dropped batch
             logger.warning(
                 "log-collector: dropping records from %s (%s); counted, announced later",
@@ -570,11 +590,36 @@ class Spool:
                 reason,
             )
 
+    def mark_announced(self, dropped: dict[str, int]) -> None:
+        """Record in the file that these drops were told to the server, so a
+        process adopting it later announces only the rest."""
+        with self._exclusive() as conn:
+            if self.closed:
+                return
+            conn.executemany(
+                "INSERT INTO meta(key, value) VALUES (?, ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+                [(f"announced:{reason}", n) for reason, n in dropped.items()],
+            )
+
     def _load_drop_counters(self) -> None:
+        """Counters from the file. Drops a dead owner counted but never announced
+        become this spool's notice: its adopter announces them."""
+        announced: dict[str, int] = {}
         for key, value in self._wconn.execute(
-            "SELECT key, value FROM meta WHERE key LIKE 'dropped:%'"
+            "SELECT key, value FROM meta WHERE key LIKE 'dropped:%' OR key LIKE 'announced:%'"
         ):
-            self.counters.dropped[key.split(":", 1)[1]] = int(value)
+            kind, reason = key.split(":", 1)
+            if kind == "dropped":
+                self.counters.dropped[reason] = int(value)
+            else:
+                announced[reason] = int(value)
+        untold = {
+            reason: n - announced.get(reason, 0)
+            for reason, n in self.counters.dropped.items()
+            if n > announced.get(reason, 0)
+        }
+        self.drop_notice = untold or None
 
     def _delete_ids(self, ids: list[int]) -> int:
         """Delete these rows (those still there); return the bytes freed."""
