@@ -125,6 +125,45 @@ def test_a_body_that_is_not_that_is_a_400_saying_what(raw, message):
     assert caught.value.message.startswith(message)
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # orjson would read these integers as floats; json keeps every digit.
+        b'{"logs": [{"message": "m", "user_id": 123456789012345678901234567890}]}',
+        b'{"logs": [{"message": "m", "n": -9223372036854775809}]}',
+        b'{"logs": [{"message": "m", "n":18446744073709551616}]}',
+        # orjson refuses these; json reads them (the records are judged one by one).
+        b'{"logs": [{"message": "m", "n": NaN}, {"message": "m", "big": 1e400}]}',
+        b'{"logs": [{"message": "\\ud800"}]}',
+        # Long runs of digits inside strings do not need json.
+        b'{"logs": [{"message": "m", "trace_id": "a0123456789012345678901234567890"}]}',
+        b'{"logs": [{"message": "m", "n": 1234567890123456789}]}',
+    ],
+)
+def test_a_body_decodes_exactly_as_json_loads_decodes_it(raw):
+    body = decode_body(raw, gzipped=False, limits=Limits())
+    expected = json.loads(raw)["logs"]
+    assert repr(expected) == repr(body.records)
+    assert [type(v) for r in expected for v in r.values()] == [
+        type(v) for r in body.records for v in r.values()
+    ]
+
+
+def test_an_integer_past_64_bits_is_stored_with_every_digit():
+    raw = b'{"logs": [{"message": "m", "user_id": 123456789012345678901234567890, "n": -1e2}]}'
+    batch = normalise_all(decode_body(raw, gzipped=False, limits=Limits()), NOW)
+    row = dict(zip(ROW_COLUMNS, batch.rows[0], strict=True))
+    assert "123456789012345678901234567890" == row["user_id"]
+    assert {"n": -100.0} == json.loads(row["metadata"])
+
+
+def test_nan_in_a_body_rejects_only_its_record():
+    raw = b'{"logs": [{"message": "a", "x": NaN}, {"message": "b", "y": null, "z": 1.5}]}'
+    batch = normalise_all(decode_body(raw, gzipped=False, limits=Limits()), NOW)
+    assert [{"index": 0, "reason": "metadata: NaN and Infinity are not JSON"}] == batch.rejected
+    assert {"y": None, "z": 1.5} == json.loads(batch.rows[0][ROW_COLUMNS.index("metadata")])
+
+
 def test_more_records_than_the_limit_is_a_413():
     raw = json.dumps({"logs": [{"message": "m"}] * 11}).encode()
     with pytest.raises(IngestError) as caught:

@@ -51,11 +51,9 @@ class StoreUnavailable(Exception):
 
 
 class Store(Protocol):
-    # How many batches the server should decode and insert at once. SQLite
-    # stores take one: its single writer serialises inserts anyway, and
-    # Python's sqlite3 releases the GIL around every row of executemany, so a
-    # second thread busy decoding JSON makes each row wait for a GIL switch
-    # interval (measured: one batch of 1,000 took 750 ms instead of 20 ms).
+    # How many batches the server decodes and inserts at once. Decoding holds
+    # the GIL, so more than a few only adds thread switches; each store says
+    # what suits it.
     concurrency: int
 
     def migrate(self) -> list[str]:

@@ -63,7 +63,10 @@ def _configure(conn: psycopg.Connection) -> None:
 
 
 class PostgresStore:
-    def __init__(self, url: str, *, timeout: float = 5.0, max_connections: int = 4):
+    # Two batches at once: while one is in PostgreSQL the other is decoded.
+    # Four cost a fifth more CPU per record on two cores (measured with
+    # scripts/bench_server.py), in GIL hand-overs and PostgreSQL contention.
+    def __init__(self, url: str, *, timeout: float = 5.0, max_connections: int = 2):
         self.url = url
         self._timeout = timeout
         # Each connection attempt gives up after connect_timeout; a request
