@@ -185,6 +185,7 @@ class Spool:
         self._committed = 0
         self._leader = False
         self._waiting = 0
+        self._exclusive_wanted = 0  # threads waiting in _exclusive(); they go first
 
         self._bytes, last_id = self._wconn.execute(
             f"SELECT coalesce(sum({_BYTES}), 0), coalesce(max(id), 0) FROM records"
@@ -258,7 +259,7 @@ class Spool:
             self._queue.append((created_at, body))
             ticket = self._next_batch
             while self._committed < ticket:
-                if self._leader:
+                if self._leader or self._exclusive_wanted:
                     self._waiting += 1
                     cv.wait()
                     self._waiting -= 1
@@ -281,10 +282,15 @@ class Spool:
     def _exclusive(self) -> Iterator[sqlite3.Connection]:
         """The write connection, with no group commit or other writer in progress."""
         with self._cv:
+            # Wanted first: appenders arriving now queue their rows and wait, so
+            # a steady stream of log calls cannot starve the sender's ack (each
+            # appender would otherwise take the connection again at once).
+            self._exclusive_wanted += 1
             while self._leader:
                 self._waiting += 1
                 self._cv.wait()
                 self._waiting -= 1
+            self._exclusive_wanted -= 1
             self._leader = True
         try:
             yield self._wconn
