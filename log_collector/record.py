@@ -105,8 +105,16 @@ def uuid7(unix_ms: int | None = None) -> str:
         | 0b10 << 62
         | rand & 0x3FFF_FFFF_FFFF_FFFF
     )
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return _UUID_FORMAT % (
+        value >> 96,
+        (value >> 80) & 0xFFFF,
+        (value >> 64) & 0xFFFF,
+        (value >> 48) & 0xFFFF,
+        value & 0xFFFF_FFFF_FFFF,
+    )
+
+
+_UUID_FORMAT = "%08x-%04x-%04x-%04x-%012x"
 
 
 def find_caller(frame: FrameType | None) -> FrameType | None:
@@ -281,7 +289,6 @@ class RecordBuilder:
         }
         if fields:
             record.update(fields)
-        redact = self._redact and (fields or _request_context.get() or _user_context.get())
         if auto_caller:
             frame = find_caller(self._frame_getter(1))
             if frame is not None:
@@ -289,20 +296,25 @@ class RecordBuilder:
                 record.setdefault("function_name", code.co_name)
                 record.setdefault("file_path", code.co_filename)
                 record.setdefault("line_no", frame.f_lineno)
-        for context in (_request_context.get(), _user_context.get()):
-            if context:
-                for key, value in context.items():
-                    record.setdefault(key, value)
+        request, user = _request_context.get(), _user_context.get()
+        if request:
+            for key, value in request.items():
+                record.setdefault(key, value)
+        if user:
+            for key, value in user.items():
+                record.setdefault(key, value)
         for key, value in self._common:
             record.setdefault(key, value)
         created_at = record["created_at"]
         if type(created_at) is not float or not math.isfinite(created_at):
             created_at = now
         record["event_id"] = uuid7(int(created_at * 1000))
-        if redact:
+        if self._redact:
             # Only the caller's fields and the contexts can hold secrets; the
             # keys this builder adds itself never need the check.
-            self._redact_in(record)
+            for source in (fields, request, user):
+                if source:
+                    self._redact_in(record, source)
         return created_at, encode(record)
 
     def _is_sensitive(self, key: Any) -> bool:
@@ -313,14 +325,16 @@ class RecordBuilder:
                 self._key_cache[key] = hit
         return hit
 
-    def _redact_in(self, record: dict[str, Any]) -> None:
-        """Replace sensitive values at any depth. ``record`` is our own dict;
-        nested containers belong to the caller and are copied before a change."""
+    def _redact_in(self, record: dict[str, Any], keys: dict[str, Any]) -> None:
+        """Replace sensitive values of ``keys`` in ``record``, at any depth.
+        ``record`` is our own dict; nested containers belong to the caller and
+        are copied before a change."""
         cache = self._key_cache
-        for key, value in record.items():
+        for key in keys:
             hit = cache.get(key)
             if hit is None:
                 hit = self._is_sensitive(key)
+            value = record[key]
             if hit:
                 record[key] = REDACTED
             elif type(value) not in _SCALARS and self._needs_redaction(value, 1):
