@@ -139,7 +139,10 @@ from log_collector import AsyncLogClient
 n = {n}
 with tempfile.TemporaryDirectory() as tmp:
     url = "http://127.0.0.1:{port}"
-    client = AsyncLogClient(url, service="bench", spool_dir=tmp, max_backoff=1.0)
+    # 1 GiB: a million ~400-byte records exceed the default 256 MiB cap.
+    client = AsyncLogClient(
+        url, service="bench", spool_dir=tmp, max_backoff=1.0, max_spool_bytes=2**30
+    )
     client.info("warm up")
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for i in range(n):
