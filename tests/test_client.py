@@ -504,3 +504,22 @@ def test_stats_is_safe_on_a_closed_client(make_client):
     assert {"appended", "acknowledged", "dead_lettered", "dropped", "retries", "spool_rows"} <= set(
         stats
     )
+
+
+def test_drops_counted_by_a_process_that_died_are_announced_by_the_one_that_adopts_its_spool(
+    make_client, receiver
+):
+    receiver.stop()
+    dying = make_client(max_spool_bytes=20_000)
+    for i in range(300):
+        dying.info("x" * 100, seq=i)  # overflows the cap: drop_oldest counts spool_full
+    dropped = dying.stats()["dropped"]["spool_full"]
+    dying._spool.abandon()  # as if SIGKILLed: the file stays, unannounced drops inside
+    receiver.start()
+
+    heir = make_client()
+
+    assert True is heir.flush(timeout=DEADLINE)
+    notices = [r for r in receiver.records if "an earlier process dropped" in r["message"]]
+    assert 1 == len(notices)
+    assert {"spool_full": dropped} == notices[0]["dropped"]
