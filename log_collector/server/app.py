@@ -14,14 +14,17 @@ import logging
 import os
 import threading
 import time
+import traceback
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+import anyio
 from anyio import CapacityLimiter, to_thread
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect
 
 from . import auth
 from .ingest import IngestError, Limits, decode_body, normalise_all, parse_content_encoding
@@ -38,7 +41,32 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"detail": message}, status_code=status, headers=headers)
 
 
+def _forget_frames(exc: BaseException | None) -> None:
+    """Clear the locals of the finished frames ``exc``, and the exceptions it
+    was raised during, passed through.
+
+    Those locals hold the refused body and its decompressed bytes (up to the
+    limit, 64 MiB), and an exception caught in a frame that names it is in a
+    reference cycle (exception, traceback, frame, exception) that only the
+    garbage collector frees: before this, every gzip bomb kept its 64 MiB
+    until the next full collection, several hundred MB after a few bombs.
+    https://docs.python.org/3/library/traceback.html#traceback.clear_frames
+    """
+    while exc is not None:
+        traceback.clear_frames(exc.__traceback__)
+        exc = exc.__context__
+
+
+def _refused_body(exc: IngestError) -> JSONResponse:
+    _forget_frames(exc)
+    # A client still holding back part of its body would otherwise keep the
+    # connection open after the answer, trickling into the void.
+    headers = {"Connection": "close"} if exc.close else None
+    return _error(exc.status, exc.message, headers=headers)
+
+
 def _unavailable(exc: StoreUnavailable) -> JSONResponse:
+    _forget_frames(exc)
     return _error(503, f"store unavailable: {exc}", headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
@@ -62,19 +90,26 @@ class _Migrated:
                 self._done = True
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is past ``limit`` bytes."""
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The request body, refused with 413 as soon as it is past ``limit`` bytes
+    and with 408 when it has not all arrived ``timeout`` seconds after the headers."""
     too_large = IngestError(413, f"body is over the limit of {limit} bytes")
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise too_large
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            # The server discards the rest of the upload, so the client still
-            # reads this 413 instead of a reset connection.
-            raise too_large
+    try:
+        with anyio.fail_after(timeout):
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    # The server discards the rest of the upload, so the client
+                    # still reads this 413 instead of a reset connection.
+                    raise too_large
+    except TimeoutError:
+        raise IngestError(
+            408, f"body not received within {timeout:g} seconds", close=True
+        ) from None
     return bytes(body)
 
 
@@ -150,18 +185,27 @@ def create_app(
             return None
         return _error(401, message, headers={"WWW-Authenticate": "Bearer"})
 
-    def _ingest(body: bytes, gzipped: bool) -> dict[str, Any]:
+    def _ingest(body: bytes, gzipped: bool) -> JSONResponse:
+        """Decode, validate and store one batch, in a worker thread: the answer.
+        Refusals are answers, not exceptions crossing back to the event loop."""
         received_at = time.time()
-        batch = normalise_all(decode_body(body, gzipped, limits), received_at)
-        migrated.ensure()
-        accepted, duplicates = store.insert(batch.rows)
-        return {
-            "status": "ok",
-            "count": len(batch.rows) + len(batch.rejected),
-            "accepted": accepted,
-            "duplicates": duplicates,
-            "rejected": batch.rejected,
-        }
+        try:
+            batch = normalise_all(decode_body(body, gzipped, limits), received_at)
+            migrated.ensure()
+            accepted, duplicates = store.insert(batch.rows)
+        except IngestError as exc:
+            return _refused_body(exc)
+        except StoreUnavailable as exc:
+            return _unavailable(exc)
+        return JSONResponse(
+            {
+                "status": "ok",
+                "count": len(batch.rows) + len(batch.rejected),
+                "accepted": accepted,
+                "duplicates": duplicates,
+                "rejected": batch.rejected,
+            }
+        )
 
     @app.post("/logs")
     async def post_logs(request: Request) -> JSONResponse:
@@ -170,13 +214,14 @@ def create_app(
             return refused
         try:
             gzipped = parse_content_encoding(request.headers.get("content-encoding"))
-            body = await _read_body(request, limits.max_body_bytes)
-            result = await to_thread.run_sync(_ingest, body, gzipped, limiter=_ingest_slots())
+            body = await _read_body(request, limits.max_body_bytes, limits.body_timeout)
         except IngestError as exc:
-            return _error(exc.status, exc.message)
-        except StoreUnavailable as exc:
-            return _unavailable(exc)
-        return JSONResponse(result)
+            return _refused_body(exc)
+        except ClientDisconnect:
+            # Gone before its body was in: nobody reads an answer, and it is not
+            # the server's error (starlette would log a traceback and a 500).
+            return _error(400, "client disconnected before sending the whole body")
+        return await to_thread.run_sync(_ingest, body, gzipped, limiter=_ingest_slots())
 
     @app.get("/")
     async def root() -> dict[str, str]:

@@ -35,20 +35,28 @@ class Limits:
     max_body_bytes: int = 10 * MiB
     max_decompressed_bytes: int = 64 * MiB
     max_records: int = 10_000
+    # Seconds a client has to send the whole body once its headers are in;
+    # then 408. uvicorn bounds only the wait between requests, so without
+    # this a client trickling a byte at a time holds its connection forever.
+    body_timeout: float = 30.0
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_decompressed_bytes", "max_records"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Limits.{name} must be at least 1")
+        if not self.body_timeout > 0:  # also refuses NaN
+            raise ValueError("Limits.body_timeout must be positive")
 
 
 class IngestError(Exception):
     """The whole request is refused with ``status``; ``message`` says why."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, *, close: bool = False):
         super().__init__(message)
         self.status = status
         self.message = message
+        # Answer with "Connection: close": the rest of the request is not wanted.
+        self.close = close
 
 
 def parse_content_encoding(header: str | None) -> bool:
@@ -64,6 +72,13 @@ def parse_content_encoding(header: str | None) -> bool:
     )
 
 
+# Bytes of compressed input fed to zlib, and most bytes of output asked of it,
+# per call: asked for the whole limit at once, zlib builds its output in
+# blocks and then copies them into one bytes object, which ``out`` copied
+# again; in small steps a bomb costs the limit once instead of twice.
+_GUNZIP_STEP = 256 * 1024
+
+
 def gunzip(data: bytes, limit: int) -> bytearray:
     """Decompress gzip ``data`` (one or more members), refusing output past ``limit`` bytes.
 
@@ -73,23 +88,29 @@ def gunzip(data: bytes, limit: int) -> bytearray:
     https://docs.python.org/3/library/zlib.html#zlib.Decompress.decompress
     """
     out = bytearray()
+    view = memoryview(data)
     while True:
         inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-        pending = data
+        end = 0  # input fed to this member's inflater
         try:
-            while pending and not inflater.eof:
-                out += inflater.decompress(pending, limit - len(out) + 1)
-                if len(out) > limit:
-                    raise IngestError(413, f"decompressed body is over the limit of {limit} bytes")
-                pending = inflater.unconsumed_tail
+            while end < len(view) and not inflater.eof:
+                pending: bytes | memoryview = view[end : end + _GUNZIP_STEP]
+                end += len(pending)
+                while pending and not inflater.eof:
+                    out += inflater.decompress(pending, min(_GUNZIP_STEP, limit - len(out) + 1))
+                    if len(out) > limit:
+                        raise IngestError(
+                            413, f"decompressed body is over the limit of {limit} bytes"
+                        )
+                    pending = inflater.unconsumed_tail
         except zlib.error as exc:
             raise IngestError(400, f"body is not valid gzip: {exc}") from None
         if not inflater.eof:
             raise IngestError(400, "body is not valid gzip: the stream is truncated")
         # RFC 1952 allows several members one after the other; some writers also
         # pad with zero bytes, which is not a member.
-        data = inflater.unused_data
-        if not data.strip(b"\x00"):
+        view = view[end - len(inflater.unused_data) :]
+        if not view.tobytes().strip(b"\x00"):
             return out
 
 
@@ -148,7 +169,10 @@ def decode_body(body: bytes, gzipped: bool, limits: Limits) -> Body:
         document, finite = _loads(data)
     except UnicodeDecodeError:
         raise IngestError(400, "body is not UTF-8 JSON") from None
-    except json.JSONDecodeError as exc:
+    except ValueError as exc:
+        # JSONDecodeError, or an integer past sys.get_int_max_str_digits()
+        # (4,300 digits), which int() refuses to parse.
+        # https://docs.python.org/3/library/stdtypes.html#int-max-str-digits
         raise IngestError(400, f"body is not valid JSON: {exc}") from None
     except RecursionError:
         raise IngestError(400, "body is not valid JSON: nested too deeply") from None
@@ -165,6 +189,10 @@ def decode_body(body: bytes, gzipped: bool, limits: Limits) -> Body:
 
 
 def _suspect_text(data: bytes | bytearray) -> bool:
+    # json.loads also reads UTF-16 and UTF-32 bodies, where an escape is not
+    # the bytes the scan looks for: those are always checked.
+    if not json.detect_encoding(data).startswith("utf-8"):
+        return True
     # Two substring scans (memchr speed) spare most bodies the regex.
     if b"\\u" not in data and b"\xed" not in data:
         return False

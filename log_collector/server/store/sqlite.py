@@ -256,12 +256,14 @@ class SQLiteStore:
                         conn.execute(
                             _insert_sql(len(chunk)), list(itertools.chain.from_iterable(chunk))
                         )
-                except sqlite3.Error as exc:
+                except Exception as exc:
+                    # A batch that fails (a row breaking a CHECK, a value sqlite3
+                    # cannot bind) fails alone: the other requests of the group commit.
                     if not conn.in_transaction:
                         raise  # SQLite rolled the whole transaction back (disk full, I/O)
                     conn.execute("ROLLBACK TO batch")
                     conn.execute("RELEASE batch")
-                    pending.error = self._classified(exc)
+                    pending.error = self._classified(exc) if isinstance(exc, sqlite3.Error) else exc
                     continue
                 conn.execute("RELEASE batch")
                 accepted = conn.total_changes - before
