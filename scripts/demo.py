@@ -49,7 +49,9 @@ def wait_healthy(url: str, server: subprocess.Popen[bytes], timeout: float = 30.
     raise SystemExit("demo: the server did not become ready")
 
 
-def run_app(url: str, spool: Path, starts: list[int], kill_after: int | None) -> set[tuple[int, int]]:
+def run_app(
+    url: str, spool: Path, starts: list[int], kill_after: int | None
+) -> set[tuple[int, int]]:
     """Run the app; return the (thread, seq) of every record whose log call returned."""
     app = subprocess.Popen(
         [sys.executable, str(ROOT / "scripts" / "demo_app.py"), url, str(spool),
@@ -90,7 +92,9 @@ def main() -> int:
         print(f"run 1: {THREADS} threads x {PER_THREAD} records")
         first = run_app(url, spool, [0] * THREADS, KILL_AFTER)
         # Each thread logs in order, so what it had not returned starts after its last returned seq.
-        starts = [max((s for t, s in first if t == thread), default=-1) + 1 for thread in range(THREADS)]
+        starts = [
+            max((s for t, s in first if t == thread), default=-1) + 1 for thread in range(THREADS)
+        ]
         print(f"run 2: the same spool directory, logging from seq {starts}")
         second = run_app(url, spool, starts, None)
         with urllib.request.urlopen(url + "/stats", timeout=5) as response:
@@ -126,10 +130,12 @@ def main() -> int:
     print(f"lost:                               {len(lost):>6}")
     print(f"duplicated (same event twice):      {duplicated:>6}")
     if relogged:
-        print(f"re-logged by run 2 after the kill:  {relogged:>6}  (calls in flight at the SIGKILL)")
+        print(
+            f"re-logged by run 2 after the kill:  {relogged:>6}  (calls in flight at the SIGKILL)"
+        )
     print("by level:  " + ", ".join(f"{level} {n}" for level, n in levels))
     print(f"server /stats total_logs:           {server_stats['total_logs']:>6}")
-    print(f"query it:  sqlite3 {db} \"SELECT level, count(*) FROM logs GROUP BY level\"")
+    print(f'query it:  sqlite3 {db} "SELECT level, count(*) FROM logs GROUP BY level"')
     ok = not lost and duplicated == 0 and len(returned) == THREADS * PER_THREAD
     print("OK: nothing lost, nothing duplicated" if ok else "FAILED")
     return 0 if ok else 1
