@@ -161,7 +161,13 @@ def dead_letters(path: Path, requeue: bool, limit: int) -> None:
 @click.option("--db", "db_url", default="sqlite:///./logs.db", show_default=True, help="Store URL.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
-def serve(db_url: str, host: str, port: int) -> None:
+@click.option(
+    "--body-timeout",
+    default=30.0,
+    show_default=True,
+    help="Seconds a client has to send a request body (then 408).",
+)
+def serve(db_url: str, host: str, port: int, body_timeout: float) -> None:
     """Run the ingest server (POST /logs) on SQLite or PostgreSQL.
 
     \b
@@ -169,7 +175,10 @@ def serve(db_url: str, host: str, port: int) -> None:
       log-collector serve --db postgresql://logs@db/logs --host 0.0.0.0 --port 8000
     """
     server = _server_module()
-    server.serve(db_url, host=host, port=port)
+    try:
+        server.serve(db_url, host=host, port=port, limits=server.Limits(body_timeout=body_timeout))
+    except (server.StoreUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
