@@ -536,6 +536,14 @@ class AsyncLogClient:
         _clients.discard(self)
         return _Done()
 
+    def __reduce__(self) -> Any:
+        # A client owns a spool file, a lock and a thread in this process; a
+        # copy in another process could only corrupt that. Say what to do.
+        raise TypeError(
+            "AsyncLogClient cannot be pickled: create one in each process "
+            "(for multiprocessing, in the Pool initializer or the target function)"
+        )
+
     def __enter__(self) -> AsyncLogClient:
         return self
 
