@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any, overload
 
 from . import context as _context
+from ._forkgate import GATE as FORK_GATE
 from .config import MiB, Settings, load_settings
 from .fallback import MemoryQueue
 from .record import DEFAULT_REDACT_KEYS, RecordBuilder, reseed_after_fork
@@ -64,7 +65,11 @@ def _install_process_hooks() -> None:
         if _hooks_installed:
             return
         atexit.register(_close_all_at_exit)
-        os.register_at_fork(after_in_child=_after_fork_in_child)
+        os.register_at_fork(
+            before=FORK_GATE.close,
+            after_in_parent=FORK_GATE.open,
+            after_in_child=_after_fork_in_child,
+        )
         _hooks_installed = True
 
 
@@ -77,6 +82,7 @@ def _close_all_at_exit() -> None:
 
 
 def _after_fork_in_child() -> None:
+    FORK_GATE.reset()
     reseed_after_fork()
     for client in list(_clients):
         client._reset_after_fork()

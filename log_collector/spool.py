@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from . import _migrations
+from ._forkgate import GATE
 
 logger = logging.getLogger("log_collector")
 
@@ -210,8 +211,9 @@ class Spool:
         try:
             _lock(fd)
             os.rename(tmp, path)
-            _prepare(path, target_url=target_url, service=service)
-            return cls(path, fd, **options)
+            with GATE:
+                _prepare(path, target_url=target_url, service=service)
+                return cls(path, fd, **options)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -240,12 +242,13 @@ class Spool:
                 # Its owner died between creating and initialising it.
                 _remove_files(path)
                 raise NotAdoptable(f"{path} was never initialised; removed")
-            if target_url is not None:
-                found = read_meta(path).get("target_url")
-                if found is not None and found != target_url:
-                    raise NotAdoptable(f"{path} ships to {found}, not {target_url}")
-            _prepare(path, target_url=None, service=None)
-            return cls(path, fd, **options)
+            with GATE:
+                if target_url is not None:
+                    found = read_meta(path).get("target_url")
+                    if found is not None and found != target_url:
+                        raise NotAdoptable(f"{path} ships to {found}, not {target_url}")
+                _prepare(path, target_url=None, service=None)
+                return cls(path, fd, **options)
         except BaseException:
             os.close(fd)
             raise
@@ -270,7 +273,8 @@ class Spool:
                 self._next_batch += 1
                 cv.release()
                 try:
-                    self._write(rows)
+                    with GATE:
+                        self._write(rows)
                 finally:
                     cv.acquire()
                     self._leader = False
@@ -293,7 +297,8 @@ class Spool:
             self._exclusive_wanted -= 1
             self._leader = True
         try:
-            yield self._wconn
+            with GATE:
+                yield self._wconn
         finally:
             with self._cv:
                 self._leader = False
@@ -428,7 +433,7 @@ class Spool:
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         """Rows from the reading connection; none once the spool is closed
         (flush() may look at a spool the sender has just drained and closed)."""
-        with self._rlock:
+        with self._rlock, GATE:
             if self.closed:
                 return []
             return self._rconn.execute(sql, params).fetchall()
@@ -651,6 +656,11 @@ def _remove_files(path: Path) -> None:
 
 def read_meta(path: Path) -> dict[str, str]:
     """The meta table of a spool file, read without locking or changing it."""
+    with GATE:
+        return _read_meta(path)
+
+
+def _read_meta(path: Path) -> dict[str, str]:
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
@@ -672,15 +682,16 @@ def inspect(path: Path) -> dict[str, Any]:
             for suffix in ("", "-wal")
             if os.path.exists(f"{path}{suffix}")
         )
-        conn = _connect(path)
-        try:
-            rows, body_bytes, oldest = conn.execute(
-                f"SELECT count(*), coalesce(sum({_BYTES}), 0), min(created_at) FROM records"
-            ).fetchone()
-            dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
-            meta = dict(conn.execute("SELECT key, value FROM meta"))
-        finally:
-            conn.close()
+        with GATE:
+            conn = _connect(path)
+            try:
+                rows, body_bytes, oldest = conn.execute(
+                    f"SELECT count(*), coalesce(sum({_BYTES}), 0), min(created_at) FROM records"
+                ).fetchone()
+                dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+                meta = dict(conn.execute("SELECT key, value FROM meta"))
+            finally:
+                conn.close()
     except (sqlite3.Error, OSError) as exc:
         info["error"] = str(exc)
         return info
@@ -747,6 +758,11 @@ def salvage(path: Path) -> list[tuple[float, str]]:
     refuses a file shorter than its header says). Bodies that are not JSON
     objects are left behind.
     """
+    with GATE:
+        return _salvage(path)
+
+
+def _salvage(path: Path) -> list[tuple[float, str]]:
     found: dict[int, tuple[float, str]] = {}
     _salvage_pass(f"file:{path}?mode=ro", found)
     _salvage_pass(f"file:{path}?immutable=1", found)

@@ -461,19 +461,6 @@ def test_forked_children_never_use_the_parents_connections_while_it_keeps_loggin
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG: a fork while another thread of the parent is inside SQLite (an app thread "
-    "logging, or the sender reading, deleting or checkpointing) can leave SQLite's "
-    "process-wide allocator mutex locked in the child (this libsqlite3 keeps memory "
-    "statistics, so sqlite3Malloc takes that mutex), and the child's first log call hangs "
-    "forever in sqlite3_open_v2 (Client._open_spool -> Spool.create -> _prepare -> "
-    "sqlite3.connect). client.py registers only after_in_child; it needs a before= fork "
-    "hook that takes every client's _lock and _adopt_lock and every spool's writer "
-    "(the group-commit leader slot, Spool._exclusive) and reader (_rlock) locks, released "
-    "in after_in_parent and dropped in after_in_child",
-)
 def test_forking_while_threads_log_never_hangs_the_child(receiver, tmp_path):
     """Up to 3000 forks (or 240 s) while three threads log flat out; each child makes one log
     call. One hung child fails the test (its C stack is saved next to the spool)."""
