@@ -18,24 +18,6 @@ from log_collector.hooks import install_global_error_handler, uninstall_global_e
 
 
 @pytest.fixture
-def make_client(receiver, tmp_path):
-    made = []
-
-    def make(**options):
-        options.setdefault("server_url", receiver.url)
-        options.setdefault("spool_dir", tmp_path / "spool")
-        options.setdefault("service", "hooks-test")
-        options.setdefault("max_backoff", 0.2)
-        client = AsyncLogClient(**options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close(timeout=1.0)
-
-
-@pytest.fixture
 def previous_hooks():
     """Recording hooks installed before the handler's; the originals come back after."""
     saved = (sys.excepthook, threading.excepthook)
