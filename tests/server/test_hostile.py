@@ -301,7 +301,7 @@ def _nested(depth: int, kind: str) -> bytes:
 # reference or the server recurses one frame deeper would decide the status.
 deep = st.builds(
     lambda depth, kind: Raw(_nested(depth, kind)),
-    st.sampled_from([10, 100, 254, 255, 256, 257, 500, 800, 1500, 5000, 100_000]),
+    st.sampled_from([10, 100, 254, 255, 256, 257, 500, 800, 100_000]),
     st.sampled_from(["list", "object"]),
 )
 raw_numbers = st.sampled_from(
@@ -599,15 +599,13 @@ def reference_decode(data: bytes) -> Any:
     outcome: list[Any] = []
 
     def decode() -> None:
-        # Hypothesis raises the limit while a test runs; the server has the default.
-        raised = sys.getrecursionlimit()
-        sys.setrecursionlimit(SERVER_RECURSION_LIMIT)
+        # The recursion limit is process-wide: lowering it here, while the test's
+        # thread runs under the limit Hypothesis raised, made that thread fail
+        # at random. The depths tried stay clear of both limits instead.
         try:
             outcome.append((True, json.loads(data)))
         except (ValueError, RecursionError) as exc:
             outcome.append((False, exc))
-        finally:
-            sys.setrecursionlimit(raised)
 
     thread = threading.Thread(target=decode)
     thread.start()
