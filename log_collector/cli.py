@@ -73,6 +73,8 @@ def status(paths: tuple[Path, ...], as_json: bool) -> None:
         else:
             dropped = ", ".join(f"{k}={v}" for k, v in info["dropped"].items()) or "none"
             owner = f"alive (pid {info['pid']})" if info["owner_alive"] else "gone"
+            if "snapshot_age" in info:  # a live spool: its owner's last snapshot
+                owner += f", figures as of {_age(info['snapshot_age'])} ago"
             click.echo(
                 f"{path}: {info['rows']} rows, {info['bytes']} B, "
                 f"oldest {_age(info['oldest_age'])}, {info['dead_letters']} dead letters, "

@@ -35,6 +35,10 @@ from ._forkgate import GATE
 logger = logging.getLogger("log_collector")
 
 SUFFIX = ".spool"
+# Beside a live spool: what it held at the owner's last checkpoint (``status``
+# cannot open a file another process holds in exclusive locking mode).
+SNAPSHOT_SUFFIX = ".status"
+SNAPSHOT_EVERY = 1.0  # seconds, at most one snapshot write per interval
 SCHEMA_KIND = "spool"
 BUSY_TIMEOUT_MS = 5_000
 # Room made by drop_oldest beyond the cap, so a full spool does not delete on every append.
@@ -67,6 +71,12 @@ class NotAdoptable(Exception):
     """The file is owned by a live process, vanished, or ships to another server."""
 
 
+# (st_dev, st_ino) of spool files this process abandoned after a fork: SQLite
+# here still counts the inherited connection's exclusive lock on them, so only
+# another process can open them.
+_INHERITED: set[tuple[int, int]] = set()
+
+
 @dataclass
 class SpoolCounters:
     appended: int = 0
@@ -93,6 +103,11 @@ def _connect(path: Path, *, uri_mode: str = "rw") -> sqlite3.Connection:
     )
     conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     return conn
+
+
+def _is_busy(exc: BaseException) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def is_corruption(exc: BaseException) -> bool:
@@ -129,6 +144,8 @@ def _prepare(path: Path, *, target_url: str | None, service: str | None) -> None
                 facts.append(("service", service))
             conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", facts)
     except sqlite3.DatabaseError as exc:
+        if _is_busy(exc):  # open in another program: not damage, try again later
+            raise NotAdoptable(f"{path} is open elsewhere ({exc})") from exc
         raise SpoolError(f"{path} is not a usable spool: {exc}") from exc
     finally:
         conn.close()
@@ -164,7 +181,16 @@ class Spool:
         self._undeleted: set[int] = set()  # acknowledged, but the DELETE failed
         self.drop_notice: dict[str, int] | None = None
 
+        # One connection for everything, in exclusive locking mode, set before
+        # its first read: SQLite then keeps the WAL index in heap memory and
+        # takes no file lock per transaction (six fcntl calls fewer per log
+        # call, which halved the INSERT here: ~17 us -> ~9 us). Only this
+        # process can read the file while it lives; ``status`` reads the
+        # snapshot the sender writes beside it (``write_snapshot``).
+        # https://www.sqlite.org/pragma.html#pragma_locking_mode
+        # https://www.sqlite.org/wal.html#noshm
         self._wconn = _connect(path)
+        self._wconn.execute("PRAGMA locking_mode=EXCLUSIVE")
         # NORMAL: a committed row survives the process being killed (the WAL is
         # in the OS page cache), not necessarily a power cut; FULL fsyncs the WAL
         # on every commit. https://www.sqlite.org/pragma.html#pragma_synchronous
@@ -173,8 +199,6 @@ class Spool:
         # The producer never checkpoints: an automatic checkpoint would run on the
         # application thread that happened to commit. The sender checkpoints.
         self._wconn.execute("PRAGMA wal_autocheckpoint=0")
-        self._rconn = _connect(path)
-        self._rlock = threading.Lock()
 
         # Group commit: callers queue rows; whoever finds no commit in progress
         # becomes the leader and writes every queued row in one transaction; the
@@ -188,11 +212,17 @@ class Spool:
         self._waiting = 0
         self._exclusive_wanted = 0  # threads waiting in _exclusive(); they go first
 
-        self._bytes, last_id = self._wconn.execute(
-            f"SELECT coalesce(sum({_BYTES}), 0), coalesce(max(id), 0) FROM records"
+        # Kept in memory, so neither flush() nor the snapshot ever counts a
+        # large backlog while appenders wait for the connection.
+        self._rows, self._bytes, last_id = self._wconn.execute(
+            f"SELECT count(*), coalesce(sum({_BYTES}), 0), coalesce(max(id), 0) FROM records"
         ).fetchone()
+        self._dead = self._wconn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
         self._next_id = last_id + 1
         self._load_drop_counters()
+        self._meta = dict(self._wconn.execute("SELECT key, value FROM meta"))
+        self._snapshot_at = 0.0
+        self.write_snapshot(force=True)
 
     # -- opening ---------------------------------------------------------
 
@@ -238,6 +268,11 @@ class Spool:
                 same = False
             if not same:
                 raise NotAdoptable(f"{path} vanished")
+            st = os.fstat(fd)
+            if (st.st_dev, st.st_ino) in _INHERITED:
+                raise NotAdoptable(
+                    f"{path} was inherited from the parent process; a new process adopts it"
+                )
             if os.fstat(fd).st_size == 0:
                 # Its owner died between creating and initialising it.
                 _remove_files(path)
@@ -248,7 +283,12 @@ class Spool:
                     if found is not None and found != target_url:
                         raise NotAdoptable(f"{path} ships to {found}, not {target_url}")
                 _prepare(path, target_url=None, service=None)
-                return cls(path, fd, **options)
+                try:
+                    return cls(path, fd, **options)
+                except sqlite3.OperationalError as exc:
+                    if _is_busy(exc):
+                        raise NotAdoptable(f"{path} is open elsewhere ({exc})") from exc
+                    raise
         except BaseException:
             os.close(fd)
             raise
@@ -311,7 +351,8 @@ class Spool:
                 raise SpoolClosed("spool is closed")
             size = _size(rows[0][1]) if len(rows) == 1 else sum(_size(body) for _, body in rows)
             full = self._max_bytes is not None and self._bytes + size > self._max_bytes
-            drops: tuple[int, int] = (0, 0)  # rows dropped, bytes freed
+            drops: tuple[int, int] = (0, 0)  # rows dropped from the table, bytes freed
+            refused = 0  # new rows drop_newest turned away
             if len(rows) == 1 and not full:
                 created_at, body = rows[0]
                 conn.execute(_INSERT, (self._next_id, created_at, body))
@@ -321,7 +362,8 @@ class Spool:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     if full:
-                        rows, size, drops = self._make_room(rows, size)
+                        kept, size, drops = self._make_room(rows, size)
+                        refused, rows = len(rows) - len(kept), kept
                     first = self._next_id
                     conn.executemany(_INSERT, [(first + i, c, b) for i, (c, b) in enumerate(rows)])
                     conn.execute("COMMIT")
@@ -329,10 +371,11 @@ class Spool:
                     _rollback(conn)
                     raise
             self._next_id += len(rows)
+            self._rows += len(rows) - drops[0]
             self._bytes += size - drops[1]
             self.counters.appended += len(rows)
-            if drops[0]:
-                self._note_drop("spool_full", drops[0])
+            if drops[0] + refused:
+                self._note_drop("spool_full", drops[0] + refused)
             if self._unannounced and (
                 self._max_bytes is None or self._bytes < self._max_bytes * ROOM_AGAIN
             ):
@@ -347,13 +390,13 @@ class Spool:
     ) -> tuple[list[tuple[float, str]], int, tuple[int, int]]:
         """Apply the spool-full policy inside the caller's transaction.
 
-        Returns the rows still to insert, their size, and (rows dropped, bytes
-        freed); the counter row is written here, in the same transaction.
+        Returns the rows still to insert, their size, and (old rows deleted,
+        bytes freed); the counter row is written here, in the same transaction.
         """
         assert self._max_bytes is not None
         if self._full_policy == "drop_newest" or size > self._max_bytes:
             self._persist_drop("spool_full", len(rows))
-            return [], 0, (len(rows), 0)
+            return [], 0, (0, 0)
         need = self._bytes + size - int(self._max_bytes * (1 - DROP_HEADROOM))
         freed, ids = 0, []
         for row_id, length in self._wconn.execute(f"SELECT id, {_BYTES} FROM records ORDER BY id"):
@@ -361,9 +404,9 @@ class Spool:
                 break
             ids.append(row_id)
             freed += length
-        freed = self._delete_ids(ids)
-        self._persist_drop("spool_full", len(ids))
-        return rows, size, (len(ids), freed)
+        deleted, freed = self._delete_ids(ids)
+        self._persist_drop("spool_full", deleted)
+        return rows, size, (deleted, freed)
 
     def append_rows(self, rows: list[tuple[float, str]]) -> None:
         """Many rows in one transaction (salvage, not the hot path)."""
@@ -393,7 +436,7 @@ class Spool:
             try:
                 # The size freed comes from the rows actually deleted: drop_oldest
                 # may have removed some of these while they were in flight.
-                self._bytes -= self._delete_ids(ids)
+                self._forget(*self._delete_ids(ids))
             except sqlite3.Error as exc:
                 # A DELETE needs room in the WAL, so a full disk refuses it.
                 # The server has these rows: remember them (ids only grow in
@@ -404,7 +447,7 @@ class Spool:
     def _retry_deletes(self) -> None:
         with self._exclusive():
             try:
-                self._bytes -= self._delete_ids(sorted(self._undeleted))
+                self._forget(*self._delete_ids(sorted(self._undeleted)))
             except sqlite3.Error:
                 return
             self._undeleted.clear()
@@ -422,21 +465,22 @@ class Spool:
                     "SELECT created_at, body, ?, ? FROM records WHERE id = ?",
                     [(reason, now, row_id) for (row_id, _), reason in rows],
                 )
-                freed = self._delete_ids([row_id for (row_id, _), _ in rows])
+                deleted, freed = self._delete_ids([row_id for (row_id, _), _ in rows])
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
                 raise
-            self._bytes -= freed
+            self._forget(deleted, freed)
+            self._dead += deleted
             self.counters.dead_lettered += len(rows)
 
     def _read(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        """Rows from the reading connection; none once the spool is closed
+        """Rows from the one connection; none once the spool is closed
         (flush() may look at a spool the sender has just drained and closed)."""
-        with self._rlock, GATE:
+        with self._exclusive() as conn:
             if self.closed:
                 return []
-            return self._rconn.execute(sql, params).fetchall()
+            return conn.execute(sql, params).fetchall()
 
     def dead_letter_rows(self, limit: int = 100) -> list[tuple[int, float, str, str]]:
         """``(id, failed_at, reason, body)`` of the oldest dead letters."""
@@ -461,15 +505,50 @@ class Spool:
             except BaseException:
                 _rollback(conn)
                 raise
-            self._bytes, last_id = conn.execute(
-                f"SELECT coalesce(sum({_BYTES}), 0), coalesce(max(id), 0) FROM records"
+            self._rows, self._bytes, last_id = conn.execute(
+                f"SELECT count(*), coalesce(sum({_BYTES}), 0), coalesce(max(id), 0) FROM records"
             ).fetchone()
+            self._dead = 0
             self._next_id = max(self._next_id, last_id + 1)
             return moved
 
     def checkpoint(self) -> None:
-        """Move WAL content into the database file without blocking writers."""
+        """Move WAL content into the database file; refresh the status snapshot."""
         self._read("PRAGMA wal_checkpoint(PASSIVE)")
+        self.write_snapshot()
+
+    def write_snapshot(self, *, force: bool = False) -> None:
+        """What ``log-collector status`` shows for this spool while it is locked.
+
+        From the in-memory totals and one lookup by id, so it never scans a
+        backlog; written to a temporary name and renamed, so a reader never
+        sees half of it. Best effort: a full disk only makes it stale.
+        """
+        now = time.monotonic()
+        if self.closed or (not force and now - self._snapshot_at < SNAPSHOT_EVERY):
+            return
+        self._snapshot_at = now
+        oldest = self._read("SELECT created_at FROM records ORDER BY id LIMIT 1")
+        doc = {
+            "rows": self.pending(),
+            "bytes": self._bytes,
+            "oldest_created_at": oldest[0][0] if oldest else None,
+            "dead_letters": self._dead,
+            "target_url": self._meta.get("target_url"),
+            "service": self._meta.get("service"),
+            "pid": str(os.getpid()),
+            "dropped": dict(self.counters.dropped),
+            "written_at": time.time(),
+        }
+        final = f"{self.path}{SNAPSHOT_SUFFIX}"
+        tmp = f"{final}.tmp"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(doc, out)
+            os.replace(tmp, final)
+        except OSError as exc:
+            logger.debug("log-collector: cannot write the status snapshot %s: %s", final, exc)
 
     def _expire(self) -> None:
         assert self._max_record_age is not None
@@ -489,14 +568,13 @@ class Spool:
             except BaseException:
                 _rollback(conn)
                 raise
-            self._bytes -= freed
+            self._forget(count, freed)
             self._note_drop("max_record_age", count)
 
     # -- inspection ------------------------------------------------------
 
     def pending(self) -> int:
-        rows = self._read("SELECT count(*) FROM records")
-        return rows[0][0] - len(self._undeleted) if rows else 0
+        return 0 if self.closed else self._rows - len(self._undeleted)
 
     def high_water(self) -> int:
         """The largest id handed out so far: every row appended before this call has id <= it."""
@@ -550,9 +628,9 @@ class Spool:
             except sqlite3.Error as exc:  # a broken file: keep it, release everything
                 logger.warning("log-collector: cannot read %s while closing it: %s", self.path, exc)
             finally:
-                with self._rlock:
-                    self._rconn.close()
                 self._wconn.close()
+            with contextlib.suppress(OSError):  # a closed spool is read directly
+                os.unlink(f"{self.path}{SNAPSHOT_SUFFIX}")
             try:
                 if remove_if_empty and left == 0 and dead == 0:
                     # Unlinked while the lock is still held: a process waiting for the
@@ -573,8 +651,10 @@ class Spool:
         """
         self.closed = True
         with contextlib.suppress(OSError):
+            st = os.fstat(self._lock_fd)
+            _INHERITED.add((st.st_dev, st.st_ino))
             os.close(self._lock_fd)
-        return [self._wconn, self._rconn]
+        return [self._wconn]
 
     # -- counters --------------------------------------------------------
 
@@ -632,15 +712,20 @@ class Spool:
         }
         self.drop_notice = untold or None
 
-    def _delete_ids(self, ids: list[int]) -> int:
-        """Delete these rows (those still there); return the bytes freed."""
+    def _delete_ids(self, ids: list[int]) -> tuple[int, int]:
+        """Delete these rows (those still there); return (rows deleted, bytes freed)."""
         if not ids:
-            return 0
+            return 0, 0
         freed = self._wconn.execute(
             f"DELETE FROM records WHERE id IN (SELECT value FROM json_each(?)) RETURNING {_BYTES}",
             (json.dumps(ids),),
         ).fetchall()
-        return sum(size for (size,) in freed)
+        return len(freed), sum(size for (size,) in freed)
+
+    def _forget(self, rows: int, nbytes: int) -> None:
+        """Committed deletions, in the in-memory totals."""
+        self._rows -= rows
+        self._bytes -= nbytes
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
@@ -649,7 +734,7 @@ def _rollback(conn: sqlite3.Connection) -> None:
 
 
 def _remove_files(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", SNAPSHOT_SUFFIX):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{path}{suffix}")
 
@@ -674,7 +759,11 @@ def _read_meta(path: Path) -> dict[str, str]:
 
 
 def inspect(path: Path) -> dict[str, Any]:
-    """What a spool file holds, read without taking its lock (for ``status``)."""
+    """What a spool file holds, read without taking its lock (for ``status``).
+
+    A live owner holds the file in exclusive locking mode, so its figures come
+    from the snapshot it writes beside the file (``snapshot_age`` says how old).
+    """
     info: dict[str, Any] = {"path": str(path), "owner_alive": owner_alive(path)}
     try:
         info["file_bytes"] = sum(
@@ -682,6 +771,9 @@ def inspect(path: Path) -> dict[str, Any]:
             for suffix in ("", "-wal")
             if os.path.exists(f"{path}{suffix}")
         )
+        if info["owner_alive"]:
+            info.update(_read_snapshot(path))
+            return info
         with GATE:
             conn = _connect(path)
             try:
@@ -692,7 +784,7 @@ def inspect(path: Path) -> dict[str, Any]:
                 meta = dict(conn.execute("SELECT key, value FROM meta"))
             finally:
                 conn.close()
-    except (sqlite3.Error, OSError) as exc:
+    except (sqlite3.Error, OSError, ValueError) as exc:
         info["error"] = str(exc)
         return info
     info.update(
@@ -706,6 +798,22 @@ def inspect(path: Path) -> dict[str, Any]:
         dropped={k.split(":", 1)[1]: int(v) for k, v in meta.items() if k.startswith("dropped:")},
     )
     return info
+
+
+def _read_snapshot(path: Path) -> dict[str, Any]:
+    try:
+        with open(f"{path}{SNAPSHOT_SUFFIX}") as snap:
+            doc = json.load(snap)
+    except FileNotFoundError:
+        raise OSError(
+            "in use by a live process that has not written its status snapshot yet "
+            "(it does at its sender's next checkpoint)"
+        ) from None
+    now = time.time()
+    oldest = doc.pop("oldest_created_at", None)
+    doc["oldest_age"] = None if oldest is None else max(0.0, now - oldest)
+    doc["snapshot_age"] = max(0.0, now - doc.pop("written_at", now))
+    return doc
 
 
 def spool_files(paths: list[Path]) -> list[Path]:
@@ -815,5 +923,7 @@ def move_aside(path: Path, why: str) -> Path:
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.rename(f"{path}{suffix}", f"{target}{suffix}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(f"{path}{SNAPSHOT_SUFFIX}")
     logger.error("log-collector: moved unusable spool %s aside to %s: %s", path, target, why)
     return target

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -78,6 +79,52 @@ def test_status_shows_a_live_owner_with_its_pid(run, tmp_path):
         spool.close()
 
     assert f"owner alive (pid {os.getpid()})" in one_line(result.stdout)
+
+
+LIVE_LOGGER = """
+import sys, time
+from log_collector import AsyncLogClient
+client = AsyncLogClient(sys.argv[1], service="billing", spool_dir=sys.argv[2], flush_interval=0.05)
+for i in range(7):
+    client.info("waiting for a server", seq=i)
+print(client.spool_path, flush=True)
+sys.stdin.read()  # alive until the test closes stdin
+"""
+
+
+def test_status_of_a_spool_held_by_a_live_process_shows_its_snapshot(tmp_path):
+    """The owner holds its file in exclusive locking mode; status reads the snapshot
+    the owner's sender writes beside it, and says how old it is."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", LIVE_LOGGER, DEAD_URL, str(tmp_path / "spool")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        path = owner.stdout.readline().strip()
+        deadline = time.monotonic() + 30
+        while True:  # the sender snapshots at its checkpoints (while backing off here)
+            shown = subprocess.run(
+                [CONSOLE_SCRIPT, "status", "--json", path], capture_output=True, text=True
+            )
+            info = json.loads(shown.stdout)
+            if info.get("rows") == 7 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        text = subprocess.run([CONSOLE_SCRIPT, "status", path], capture_output=True, text=True)
+    finally:
+        owner.stdin.close()
+        owner.wait(30)
+
+    assert (7, True, str(owner.pid), DEAD_URL) == (
+        info["rows"],
+        info["owner_alive"],
+        info["pid"],
+        info["target_url"],
+    )
+    assert info["bytes"] > 0 and info["oldest_age"] >= 0 and info["snapshot_age"] >= 0
+    assert f"owner alive (pid {owner.pid}), figures as of" in one_line(text.stdout)
 
 
 def test_status_as_json_gives_one_object_per_spool(run, tmp_path):

@@ -13,7 +13,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
-from helpers import DEADLINE, PYTHON, LoggingChild, script, spool_files
+from helpers import DEADLINE, PYTHON, LoggingChild, crash_spool, script, spool_files
 from receiver import Receiver
 
 from log_collector import LEVELS, AsyncLogClient, ConfigError
@@ -514,7 +514,7 @@ def test_drops_counted_by_a_process_that_died_are_announced_by_the_one_that_adop
     for i in range(300):
         dying.info("x" * 100, seq=i)  # overflows the cap: drop_oldest counts spool_full
     dropped = dying.stats()["dropped"]["spool_full"]
-    dying._spool.abandon()  # as if SIGKILLed: the file stays, unannounced drops inside
+    crash_spool(dying._spool)  # as if SIGKILLed: the file stays, unannounced drops inside
     receiver.start()
 
     heir = make_client()

@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -17,20 +19,35 @@ from log_collector.spool import Spool, salvage
 DEADLINE = 20.0
 
 
+# A process that writes a spool and is SIGKILLed: its WAL stays un-checkpointed.
+KILLED_WRITER = """
+import os, signal, sys
+from pathlib import Path
+from log_collector.spool import Spool
+spool = Spool.create(Path(sys.argv[1]), target_url=sys.argv[2], service="svc")
+tag, n = sys.argv[3], int(sys.argv[4])
+for i in range(n):
+    spool.append(1.0, '{"level":"INFO","message":"%s %d","seq":%d,"tag":"%s"}' % (tag, i, i, tag))
+print(spool.path, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
 def orphan(spool_dir: Path, url: str, n: int, *, tag: str = "orphan", keep_wal: bool = False):
     """A spool file left by a dead process holding ``n`` records."""
+    if keep_wal:
+        done = subprocess.run(
+            [sys.executable, "-c", KILLED_WRITER, str(spool_dir), url, tag, str(n)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        return Path(done.stdout.strip())
     spool = Spool.create(spool_dir, target_url=url, service="svc")
     for i in range(n):
         spool.append(1.0, f'{{"level":"INFO","message":"{tag} {i}","seq":{i},"tag":"{tag}"}}')
-    path = spool.path
-    if keep_wal:
-        _held.extend(spool.abandon())  # like kill -9: the WAL stays un-checkpointed
-    else:
-        spool.close(remove_if_empty=False)
-    return path
-
-
-_held: list[object] = []
+    spool.close(remove_if_empty=False)
+    return spool.path
 
 
 def corrupt_files(spool_dir: Path) -> list[Path]:
@@ -159,12 +176,16 @@ def test_the_clients_own_spool_damaged_while_running_is_replaced_and_logging_goe
     damaged = client.spool_path
     # Everything into the main file first: garbage over pages the WAL still
     # holds newer copies of would go unnoticed.
-    checkpoint = sqlite3.connect(damaged)
-    checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    checkpoint.close()
+    with client._spool._exclusive() as conn:  # its only connection: the file is held exclusively
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     with open(damaged, "r+b") as f:  # someone scribbles over the file's pages
         f.seek(4096)
         f.write(os.urandom(64 * 1024))
+    # The owner holds the file in exclusive locking mode, so SQLite trusts its page
+    # cache and reads the damage only once the cache lets those pages go, as under
+    # memory pressure; until then it serves the records it had. Let them go now.
+    with client._spool._exclusive() as conn:
+        conn.execute("PRAGMA shrink_memory")
     for i in range(100):
         client.info("during", tag="during", seq=i)  # must not raise
     receiver.start()

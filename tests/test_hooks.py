@@ -3,6 +3,7 @@ every client that enabled the global error handler, the previous hooks still run
 script's record is in the spool before it exits and is delivered by the next process."""
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -219,7 +220,9 @@ def test_a_crashed_scripts_record_is_spooled_before_exit_and_sent_by_the_next_pr
     assert "RuntimeError: script crashed" in done.stderr  # the previous hook still printed it
     spooled = []
     for path in spool.glob("*.spool"):
-        with sqlite3.connect(path) as db:
+        # Closed before the next client starts: an open connection would keep it from
+        # taking the file in exclusive locking mode.
+        with contextlib.closing(sqlite3.connect(path)) as db:
             spooled += [json.loads(body) for (body,) in db.execute("SELECT body FROM records")]
     assert [("FATAL", "RuntimeError", "main")] == [
         (r["level"], r["error_type"], r["function_name"]) for r in spooled

@@ -331,7 +331,7 @@ def test_process_workers_never_write_the_parents_spool_and_every_record_arrives(
     reports = [json.loads((tmp_path / f"worker-{n}.json").read_text()) for n in range(WORKERS)]
     children = {report["pid"] for report in reports}
     assert {proc.pid for proc in procs} == children
-    assert [os.getpid()] * PARENT_RECORDS == [r["pid"] for r in spooled(parent.spool_path)]
+    assert [os.getpid()] * PARENT_RECORDS == [r["pid"] for r in parent.queue]
     child_spools = set(spool_files(spool_dir)) - {parent.spool_path}
     assert {Path(report["spool"]) for report in reports} == child_spools
     for spool in child_spools:  # each child's own file, named after it, holding only its records

@@ -10,7 +10,6 @@ fit here: the sender thread waits on threading.Event, whose timeouts use the rea
 clock that freezegun does not drive, so the flush-interval tests use a short interval instead.
 """
 
-import sqlite3
 import time
 
 import pytest
@@ -46,12 +45,9 @@ def warm_up(client) -> None:
 def dead_letters(client) -> list[tuple[dict, str]]:
     import json
 
-    conn = sqlite3.connect(f"file:{client.spool_path}?mode=ro", uri=True)
-    try:
-        rows = conn.execute("SELECT body, reason FROM dead_letters ORDER BY id").fetchall()
-    finally:
-        conn.close()
-    return [(json.loads(body), reason) for body, reason in rows]
+    # Through the client's own spool: it holds the file in exclusive locking mode.
+    rows = client._spool.dead_letter_rows(1_000_000)
+    return [(json.loads(body), reason) for _, _, reason, body in rows]
 
 
 # -- server outages ------------------------------------------------------

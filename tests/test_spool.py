@@ -1,6 +1,7 @@
 """The SQLite spool (log_collector/spool.py), on real files in tmp_path: creation, locking and
 adoption, append / read / ack / dead-letter, limits, inspection, and a stateful model."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import crash_spool
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -63,6 +65,19 @@ def spools(tmp_path):
             spool.close(remove_if_empty=False)
 
 
+@contextlib.contextmanager
+def raw(spool):
+    """The spool's own connection. It holds the file in exclusive locking mode,
+    so no other connection can open it while it lives."""
+    with spool._exclusive() as conn:
+        yield conn
+
+
+def meta_of(spool):
+    with raw(spool) as conn:
+        return dict(conn.execute("SELECT key, value FROM meta"))
+
+
 def bodies_of(rows):
     return [body for _, body in rows]
 
@@ -91,8 +106,10 @@ def test_a_new_spool_is_private_to_its_user(spools, tmp_path):
     spool.append(T0, "{}")
 
     assert 0o700 == (tmp_path / "spool").stat().st_mode & 0o777
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", ".status"):
         assert 0o600 == os.stat(f"{spool.path}{suffix}").st_mode & 0o777, suffix
+    # Exclusive locking mode keeps the WAL index in memory: no shared-memory file.
+    assert not os.path.exists(f"{spool.path}-shm")
 
 
 def test_a_new_spool_is_named_after_its_process(spools):
@@ -105,7 +122,7 @@ def test_a_new_spool_is_named_after_its_process(spools):
 def test_a_new_spool_is_in_wal_mode(spools):
     spool = spools()
 
-    with sqlite3.connect(spool.path) as other:
+    with raw(spool) as other:
         assert "wal" == pragma(other, "journal_mode")
 
 
@@ -141,7 +158,7 @@ def test_checkpoint_moves_committed_rows_into_the_main_file(spools, tmp_path):
 def test_the_schema_is_applied_with_its_bookkeeping_and_meta_rows(spools):
     spool = spools(service="billing")
 
-    with sqlite3.connect(spool.path) as conn:
+    with raw(spool) as conn:
         migrations = conn.execute(
             "SELECT migration_set, name FROM _sqlite_migrations ORDER BY id"
         ).fetchall()
@@ -153,7 +170,7 @@ def test_the_schema_is_applied_with_its_bookkeeping_and_meta_rows(spools):
         "service": "billing",
         "pid": str(os.getpid()),
         "schema_version": "1",
-    } == read_meta(spool.path)
+    } == meta_of(spool)
 
 
 # Append, read, ack, dead-letter.
@@ -185,7 +202,7 @@ def test_ack_deletes_exactly_the_rows_given(spools):
 def test_acked_rows_whose_delete_fails_never_come_back_and_are_deleted_later(spools):
     spool = spools()
     appended = fill(spool, 4)
-    with sqlite3.connect(spool.path) as other:
+    with raw(spool) as other:
         other.execute(
             "CREATE TRIGGER refuse BEFORE DELETE ON records "
             "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
@@ -193,13 +210,13 @@ def test_acked_rows_whose_delete_fails_never_come_back_and_are_deleted_later(spo
 
     spool.ack(spool.read_batch(2))
     while_refused = (bodies_of(spool.read_batch(10)), spool.pending(), spool.oldest_id())
-    with sqlite3.connect(spool.path) as other:
+    with raw(spool) as other:
         other.execute("DROP TRIGGER refuse")
     after = bodies_of(spool.read_batch(10))
 
     assert (appended[2:], 2, 3) == while_refused
     assert appended[2:] == after
-    with sqlite3.connect(spool.path) as other:
+    with raw(spool) as other:
         assert 2 == other.execute("SELECT count(*) FROM records").fetchone()[0]
 
 
@@ -352,7 +369,7 @@ def test_an_append_to_a_closed_spool_goes_to_the_fallback(spools):
 def test_a_failing_write_goes_to_the_fallback_with_the_sqlite_error(spools):
     received = []
     spool = spools(fallback=lambda rows, exc: received.append((rows, exc)))
-    with sqlite3.connect(spool.path) as other:
+    with raw(spool) as other:
         other.execute(
             "CREATE TRIGGER refuse BEFORE INSERT ON records "
             "BEGIN SELECT RAISE(ABORT, 'disk says no'); END"
@@ -369,7 +386,7 @@ def test_a_failing_write_goes_to_the_fallback_with_the_sqlite_error(spools):
 
 def test_closing_a_broken_spool_never_raises_and_releases_the_lock(tmp_path):
     spool = Spool.create(tmp_path, target_url=URL)
-    with sqlite3.connect(spool.path) as other:
+    with raw(spool) as other:
         other.execute("DROP TABLE records")
 
     try:
@@ -412,14 +429,34 @@ def test_a_spool_closed_with_rows_left_is_adopted_with_its_rows(spools):
     assert owner_alive(spool.path)  # the adopter holds the lock now
 
 
-def test_an_abandoned_spool_can_be_adopted(spools):
+ADOPT_AND_READ = """
+import json, sys
+from pathlib import Path
+from log_collector.spool import Spool
+spool = Spool.adopt(Path(sys.argv[1]))
+print(json.dumps([body for _, body in spool.read_batch(100)]))
+spool.close(remove_if_empty=False)
+"""
+
+
+def test_an_abandoned_spool_is_left_to_a_new_process(spools):
+    """A forked child abandons the parent's spool. SQLite in the child still counts
+    the inherited connection's exclusive lock, so the child refuses the file at once
+    (rather than waiting on a lock that never goes); any new process adopts it."""
     spool = spools()
     appended = fill(spool, 3)
     handles = spool.abandon()
 
-    adopted = spools.adopt(spool.path)
+    with pytest.raises(NotAdoptable, match="inherited"):
+        Spool.adopt(spool.path, target_url=URL)
+    adopted = subprocess.run(
+        [sys.executable, "-c", ADOPT_AND_READ, str(spool.path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
 
-    assert appended == bodies_of(adopted.read_batch(10))
+    assert appended == json.loads(adopted)
     del handles
 
 
@@ -579,7 +616,7 @@ def test_drop_newest_refuses_new_rows_when_full_and_counts_them(spools):
 
     assert appended[:10] == bodies_of(spool.read_batch(100))
     assert {"spool_full": 5} == spool.counters.dropped
-    assert "5" == read_meta(spool.path)["dropped:spool_full"]
+    assert "5" == meta_of(spool)["dropped:spool_full"]
 
 
 def test_drop_oldest_makes_room_by_deleting_the_oldest_rows(spools):
@@ -592,7 +629,7 @@ def test_drop_oldest_makes_room_by_deleting_the_oldest_rows(spools):
     assert appended[dropped:] == kept
     assert 25 == dropped + len(kept)
     assert spool.nbytes() <= 1000
-    assert str(dropped) == read_meta(spool.path)["dropped:spool_full"]
+    assert str(dropped) == meta_of(spool)["dropped:spool_full"]
 
 
 @pytest.mark.parametrize("policy", ["drop_oldest", "drop_newest"])
@@ -643,7 +680,7 @@ def test_max_record_age_drops_old_rows_by_the_injected_clock(spools):
     assert ["older than 60 s soon", "fresh"] == first
     assert ["fresh"] == second
     assert {"max_record_age": 2} == spool.counters.dropped
-    assert "2" == read_meta(spool.path)["dropped:max_record_age"]
+    assert "2" == meta_of(spool)["dropped:max_record_age"]
     assert len("fresh") == spool.nbytes()
 
 
@@ -656,7 +693,7 @@ def test_byte_count_stays_exact_when_rows_in_flight_are_dropped_for_room(spools)
     spool.ack(in_flight)
     fill(spool, 30, size=100)
 
-    with sqlite3.connect(spool.path) as conn:
+    with raw(spool) as conn:
         stored = conn.execute("SELECT coalesce(sum(length(body)), 0) FROM records").fetchone()[0]
     assert stored == spool.nbytes()
     assert stored <= 1000
@@ -681,6 +718,7 @@ def test_inspect_reports_what_a_live_spool_holds(spools):
     spool.append(time.time(), body(1))
     spool.append(time.time(), body(2))
     spool.dead_letter([(spool.read_batch(1)[0], "bad")])
+    spool.write_snapshot(force=True)  # the sender does, at each checkpoint
 
     info = inspect(spool.path)
 
@@ -694,7 +732,8 @@ def test_inspect_reports_what_a_live_spool_holds(spools):
         "service": "billing",
         "pid": str(os.getpid()),
         "dropped": {},
-    } == {k: v for k, v in info.items() if k not in ("oldest_age", "file_bytes")}
+    } == {k: v for k, v in info.items() if k not in ("oldest_age", "file_bytes", "snapshot_age")}
+    assert 0 <= info["snapshot_age"] < 60
     assert 0 <= info["oldest_age"] < 100  # the oldest pending row, not the dead letter
     assert info["file_bytes"] > 0
 
@@ -770,7 +809,6 @@ class SpoolModel(RuleBasedStateMachine):
         self.directory = Path(tempfile.mkdtemp(prefix="spool-model-"))
         self.spool = Spool.create(self.directory, target_url=URL)
         self.path = self.spool.path
-        self.abandoned = []
         self.pending: list[str] = []  # appended, neither acked nor dead-lettered, in order
         self.in_flight: list[tuple[int, str]] = []  # read and not yet settled
         self.acked: set[str] = set()
@@ -818,7 +856,7 @@ class SpoolModel(RuleBasedStateMachine):
 
     @rule()
     def crash_and_reopen(self):
-        self.abandoned.extend(self.spool.abandon())
+        crash_spool(self.spool)  # real kills: test_crash.py
         self.spool = Spool.adopt(self.path, target_url=URL)
 
     @rule()
@@ -842,8 +880,6 @@ class SpoolModel(RuleBasedStateMachine):
 
     def teardown(self):
         self.spool.close(remove_if_empty=False)
-        for conn in self.abandoned:
-            conn.close()
         shutil.rmtree(self.directory, ignore_errors=True)
 
 

@@ -107,3 +107,12 @@ def kill_quietly(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def crash_spool(spool) -> None:
+    """What a kill leaves of a spool, as far as one process can: its connection and
+    lock are let go without any of ``close()``'s work. (Abandoning them instead, as a
+    forked child does, would keep SQLite here counting the exclusive lock.)"""
+    spool.closed = True
+    spool._wconn.close()
+    os.close(spool._lock_fd)

@@ -3,8 +3,8 @@ with the inherited client. Run it under ``python -X dev`` so ResourceWarnings sh
 
     python -X dev tests/helpers/mp_fork_app.py SERVER_URL SPOOL_DIR OUT_DIR CHILDREN RECORDS
 
-Before forking, a trace callback is set on the parent's two SQLite connections (the spool's
-writer and reader): it fires in whatever process runs a statement on them, and it writes
+Before forking, a trace callback is set on the parent's SQLite connection (the spool's
+only one): it fires in whatever process runs a statement on it, and it writes
 OUT_DIR/touched-<pid>.txt when that process is not the parent. A child that used an inherited
 connection would leave such a file. Each child logs RECORDS records, flushes, closes its
 client, and writes OUT_DIR/child-<n>.json. The parent's thread logs ``parent thread`` records
@@ -77,7 +77,6 @@ def main() -> int:
                 f.write(sql + "\n")
 
     parent_spool._wconn.set_trace_callback(touched)
-    parent_spool._rconn.set_trace_callback(touched)
 
     stop = threading.Event()
     logged = 0
