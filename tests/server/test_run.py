@@ -74,3 +74,20 @@ def test_a_database_it_cannot_use_is_one_line_and_exit_1(db, message):
     assert 1 == process.returncode
     assert stderr.startswith(message)
     assert 1 == len(stderr.strip().splitlines())
+
+
+def test_acknowledged_records_survive_the_sqlite_server_being_killed(tmp_path):
+    """A commit is in the WAL file (synchronous=FULL: and on disk) before the 200, so SIGKILL
+    right after the answers loses nothing acknowledged."""
+    db_url = f"sqlite:///{tmp_path}/logs.db"
+    process, url = start_server("--db", db_url, "--log-level", "error")
+    try:
+        wait_until_ready(process, url)
+        for batch in range(5):
+            logs = [record(f"{batch}-{i}") for i in range(200)]
+            response = requests.post(f"{url}/logs", json={"logs": logs}, timeout=30)
+            assert 200 == response.status_code
+    finally:
+        process.kill()
+        process.wait(30)
+    assert [f"{b}-{i}" for b in range(5) for i in range(200)] == stored_messages(db_url)

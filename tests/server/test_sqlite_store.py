@@ -80,3 +80,18 @@ def test_close_waits_for_queued_batches_and_later_inserts_are_refused(tmp_path):
     assert 1 == len(stored_rows(f"sqlite:///{tmp_path}/logs.db"))
     with pytest.raises(StoreUnavailable, match="closed"):
         store.insert([row()])
+
+
+def test_a_batch_larger_than_one_statement_is_stored_whole_with_its_counts(tmp_path):
+    store = migrated(tmp_path)
+    repeated = row("repeated")
+    # 2,500 rows take three INSERT statements; the repeat sits in the last one.
+    batch = [row(f"m{i}") for i in range(2_499)]
+    batch.insert(0, repeated)
+    batch.append(repeated)
+    try:
+        assert (2_500, 1) == store.insert(batch)
+    finally:
+        store.close()
+    messages = [r["message"] for r in stored_rows(f"sqlite:///{tmp_path}/logs.db")]
+    assert ["repeated", *(f"m{i}" for i in range(2_499))] == messages
