@@ -341,6 +341,20 @@ class Spool:
                 yield self._wconn
         finally:
             with self._cv:
+                # Rows queued meanwhile are committed before the connection is
+                # let go: a thread taking it again at once (the sender reading,
+                # acking, reading) can never starve the appenders either.
+                if self._queue:
+                    rows, self._queue = self._queue, []
+                    batch = self._next_batch
+                    self._next_batch += 1
+                    self._cv.release()
+                    try:
+                        with GATE:
+                            self._write(rows)
+                    finally:
+                        self._cv.acquire()
+                        self._committed = batch
                 self._leader = False
                 self._cv.notify_all()
 
