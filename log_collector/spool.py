@@ -308,19 +308,26 @@ class Spool:
                     self._waiting -= 1
                     continue
                 self._leader = True
-                rows, self._queue = self._queue, []
-                batch = self._next_batch
-                self._next_batch += 1
-                cv.release()
                 try:
-                    with GATE:
-                        self._write(rows)
+                    self._commit_queued()
                 finally:
-                    cv.acquire()
                     self._leader = False
-                    self._committed = batch
                     if self._waiting:  # Condition.notify_all costs a few us even with no waiter
                         cv.notify_all()
+
+    def _commit_queued(self) -> None:
+        """Write every queued row in one transaction. Called holding ``_cv`` and
+        the connection (``_leader``); ``_cv`` is let go while SQLite works."""
+        rows, self._queue = self._queue, []
+        batch = self._next_batch
+        self._next_batch += 1
+        self._cv.release()
+        try:
+            with GATE:
+                self._write(rows)
+        finally:
+            self._cv.acquire()
+            self._committed = batch
 
     @contextlib.contextmanager
     def _exclusive(self) -> Iterator[sqlite3.Connection]:
@@ -344,18 +351,11 @@ class Spool:
                 # Rows queued meanwhile are committed before the connection is
                 # let go: a thread taking it again at once (the sender reading,
                 # acking, reading) can never starve the appenders either.
-                if self._queue:
-                    rows, self._queue = self._queue, []
-                    batch = self._next_batch
-                    self._next_batch += 1
-                    self._cv.release()
-                    try:
-                        with GATE:
-                            self._write(rows)
-                    finally:
-                        self._cv.acquire()
-                        self._committed = batch
-                self._leader = False
+                try:
+                    if self._queue:
+                        self._commit_queued()
+                finally:
+                    self._leader = False
                 self._cv.notify_all()
 
     def _write(self, rows: list[tuple[float, str]]) -> None:
