@@ -68,5 +68,5 @@ class MemoryQueue:
         with self._lock:
             return self._rows[0][0] if self._rows else None
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, *, when_due: bool = False) -> None:
         pass

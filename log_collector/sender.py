@@ -36,7 +36,7 @@ class Source(Protocol):
     def ack(self, rows: list[Row]) -> None: ...
     def dead_letter(self, rows: list[tuple[Row, str]]) -> None: ...
     def pending(self) -> int: ...
-    def checkpoint(self) -> None: ...
+    def checkpoint(self, *, when_due: bool = False) -> None: ...
 
 
 @dataclass
@@ -148,7 +148,7 @@ class Sender:
         # The producer never checkpoints; while the server is down this is the
         # only place the WAL gets folded back, which keeps appends fast.
         for source in self._sources():
-            source.checkpoint()
+            source.checkpoint(when_due=True)
         self._interrupt.wait(seconds)
         if not self._halt.is_set():
             self._interrupt.clear()
@@ -200,7 +200,7 @@ class Sender:
                 return True
             if not self._deliver(source, rows):
                 return False
-            source.checkpoint()
+            source.checkpoint(when_due=True)
             with self.progress:
                 self.progress.notify_all()
             if len(rows) < self._batch_size and not self._stopping.is_set():
