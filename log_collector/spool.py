@@ -46,9 +46,10 @@ SNAPSHOT_EVERY = 1.0  # seconds, at most one snapshot write per interval
 # Each single-row commit adds a 4 KiB WAL frame: the WAL stays under ~10 MiB.
 CHECKPOINT_ROWS = 2_000
 CHECKPOINT_EVERY = 1.0  # seconds
-# An ack deletes at most this many rows per transaction and lets waiting
-# appenders commit in between (a 1,000-row DELETE holds the connection ~0.7 ms).
-ACK_CHUNK = 250
+# An ack of a larger batch deletes this many rows per transaction and lets
+# waiting appenders commit in between (a range DELETE of 1,000 rows holds the
+# connection ~0.3-0.6 ms here; 250 and 500 gave a worse p99 and no better p99.9).
+ACK_CHUNK = 1000
 SCHEMA_KIND = "spool"
 BUSY_TIMEOUT_MS = 5_000
 # Room made by drop_oldest beyond the cap, so a full spool does not delete on every append.
@@ -461,11 +462,11 @@ class Spool:
         self.counters.acknowledged += len(rows)
         for start in range(0, len(ids), ACK_CHUNK):
             chunk = ids[start : start + ACK_CHUNK]
+            # Sized here, before taking the connection.
+            nbytes = sum(_size(body) for _, body in rows[start : start + ACK_CHUNK])
             with self._exclusive():
                 try:
-                    # The size freed comes from the rows actually deleted: drop_oldest
-                    # may have removed some of these while they were in flight.
-                    self._forget(*self._delete_ids(chunk))
+                    self._delete_acked(chunk, nbytes)
                 except sqlite3.Error as exc:
                     # A DELETE needs room in the WAL, so a full disk refuses it.
                     # The server has these rows: remember them (ids only grow in
@@ -475,6 +476,28 @@ class Spool:
                         "log-collector: cannot delete sent rows from %s: %s", self.path, exc
                     )
                     return
+
+    def _delete_acked(self, ids: list[int], nbytes: int) -> None:
+        """Delete acknowledged rows holding ``nbytes``; keep the totals exact."""
+        lo, hi = min(ids), max(ids)
+        if hi - lo + 1 != len(ids) or len(set(ids)) != len(ids):
+            # Not one run of ids (dead letters or skipped rows between them).
+            # The size freed comes from the rows actually deleted: drop_oldest
+            # may have removed some of these while they were in flight.
+            self._forget(*self._delete_ids(ids))
+            return
+        # One run of ids, the usual case: a range delete, about twice as fast
+        # as matching a list and returning each row's size.
+        deleted = self._wconn.execute(
+            "DELETE FROM records WHERE id BETWEEN ? AND ?", (lo, hi)
+        ).rowcount
+        if deleted == len(ids):
+            self._forget(deleted, nbytes)
+        else:  # drop_oldest took some of them meanwhile (a full spool): count again
+            self._unckpt += deleted
+            self._rows, self._bytes = self._wconn.execute(
+                f"SELECT count(*), coalesce(sum({_BYTES}), 0) FROM records"
+            ).fetchone()
 
     def _retry_deletes(self) -> None:
         with self._exclusive():

@@ -694,9 +694,25 @@ def test_byte_count_stays_exact_when_rows_in_flight_are_dropped_for_room(spools)
     fill(spool, 30, size=100)
 
     with raw(spool) as conn:
-        stored = conn.execute("SELECT coalesce(sum(length(body)), 0) FROM records").fetchone()[0]
+        stored, rows = conn.execute(
+            "SELECT coalesce(sum(length(body)), 0), count(*) FROM records"
+        ).fetchone()
     assert stored == spool.nbytes()
+    assert rows == spool.pending()
     assert stored <= 1000
+
+
+def test_an_ack_deletes_exactly_the_acknowledged_rows_around_a_dead_letter(spools):
+    spool = spools()
+    fill(spool, 6, size=50)
+    batch = spool.read_batch(6)
+
+    spool.dead_letter([(batch[2], "bad")])
+    spool.ack(batch[:2] + batch[3:5])  # two runs of ids, the last row still in flight
+
+    assert [batch[5]] == spool.read_batch(10)
+    assert 1 == spool.pending()
+    assert 50 == spool.nbytes()
 
 
 def test_max_bytes_caps_utf8_bytes_not_characters(spools):
