@@ -156,6 +156,19 @@ def test_checkpoint_moves_committed_rows_into_the_main_file(spools, tmp_path):
         assert 50 == copy.execute("SELECT count(*) FROM records").fetchone()[0]
 
 
+def test_a_checkpointed_and_closed_spool_leaves_no_descriptor_open(tmp_path):
+    before = set(os.listdir("/proc/self/fd"))
+    spool = Spool.create(tmp_path, target_url=URL)
+    fill(spool, 50)
+    spool.checkpoint()  # syncs the WAL through a descriptor of its own first
+    spool.ack(spool.read_batch(100))
+
+    spool.close()
+
+    assert before == set(os.listdir("/proc/self/fd"))
+    assert [] == list(tmp_path.iterdir())
+
+
 def test_the_schema_is_applied_with_its_bookkeeping_and_meta_rows(spools):
     spool = spools(service="billing")
 
