@@ -26,8 +26,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from log_collector import spool as spool_module
 from log_collector.spool import (
+    MIRROR_BYTES,
     NotAdoptable,
     Spool,
     SpoolError,
@@ -716,6 +716,41 @@ def test_byte_count_stays_exact_when_rows_in_flight_are_dropped_for_room(spools)
     assert stored <= 1000
 
 
+def test_reads_after_acks_of_the_oldest_rows_return_exactly_the_rest(spools):
+    spool = spools()
+    appended = fill(spool, 5)
+
+    spool.ack(spool.read_batch(3))
+    assert appended[3:] == bodies_of(spool.read_batch(10))
+
+    spool.ack(spool.read_batch(10))
+    later = [body(9)]
+    spool.append(T0, later[0])
+    assert later == bodies_of(spool.read_batch(10))
+
+
+def test_reads_after_an_ack_of_rows_in_the_middle_return_exactly_the_rest(spools):
+    spool = spools()
+    appended = fill(spool, 5)
+    batch = spool.read_batch(5)
+
+    spool.ack(batch[1:3])  # one run of ids, but not the oldest
+    assert [appended[0], *appended[3:]] == bodies_of(spool.read_batch(10))
+
+    spool.ack(spool.read_batch(10))
+    spool.append(T0, body(7))
+    assert [body(7)] == bodies_of(spool.read_batch(10))
+
+
+def test_reads_are_the_same_past_the_in_memory_copy_limit(spools):
+    spool = spools(mirror_bytes=100)  # the copy stops at the third row
+    appended = fill(spool, 6, size=40)
+
+    assert appended == bodies_of(spool.read_batch(10))
+    spool.ack(spool.read_batch(2))
+    assert appended[2:] == bodies_of(spool.read_batch(10))
+
+
 def test_an_ack_deletes_exactly_the_acknowledged_rows_around_a_dead_letter(spools):
     spool = spools()
     fill(spool, 6, size=50)
@@ -834,10 +869,13 @@ def test_owner_alive_of_a_missing_file_is_false(tmp_path):
 
 
 class SpoolModel(RuleBasedStateMachine):
+    # A mirror of a few rows: the model crosses its limit both ways.
+    mirror_bytes = 600
+
     def __init__(self):
         super().__init__()
         self.directory = Path(tempfile.mkdtemp(prefix="spool-model-"))
-        self.spool = Spool.create(self.directory, target_url=URL)
+        self.spool = Spool.create(self.directory, target_url=URL, mirror_bytes=self.mirror_bytes)
         self.path = self.spool.path
         self.pending: list[str] = []  # appended, neither acked nor dead-lettered, in order
         self.in_flight: list[tuple[int, str]] = []  # read and not yet settled
@@ -887,12 +925,12 @@ class SpoolModel(RuleBasedStateMachine):
     @rule()
     def crash_and_reopen(self):
         crash_spool(self.spool)  # real kills: test_crash.py
-        self.spool = Spool.adopt(self.path, target_url=URL)
+        self.spool = Spool.adopt(self.path, target_url=URL, mirror_bytes=self.mirror_bytes)
 
     @rule()
     def close_and_reopen(self):
         self.spool.close(remove_if_empty=False)
-        self.spool = Spool.adopt(self.path, target_url=URL)
+        self.spool = Spool.adopt(self.path, target_url=URL, mirror_bytes=self.mirror_bytes)
 
     @invariant()
     def the_spool_holds_exactly_the_unsettled_rows_in_order(self):
@@ -922,9 +960,7 @@ _MODEL_SETTINGS = {
 }
 
 
-def test_spool_model(monkeypatch):
-    # A mirror of a few rows: the model crosses its limit in both directions.
-    monkeypatch.setattr(spool_module, "MIRROR_BYTES", 600)
+def test_spool_model():
     run_state_machine_as_test(
         SpoolModel,
         settings=settings(max_examples=50, stateful_step_count=25, **_MODEL_SETTINGS),
@@ -932,10 +968,9 @@ def test_spool_model(monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mirror_bytes", [600, spool_module.MIRROR_BYTES])
-def test_spool_model_long(monkeypatch, mirror_bytes):
-    monkeypatch.setattr(spool_module, "MIRROR_BYTES", mirror_bytes)
+@pytest.mark.parametrize("mirror_bytes", [600, MIRROR_BYTES])
+def test_spool_model_long(mirror_bytes):
     run_state_machine_as_test(
-        SpoolModel,
+        type("SpoolModelLong", (SpoolModel,), {"mirror_bytes": mirror_bytes}),
         settings=settings(max_examples=500, stateful_step_count=60, **_MODEL_SETTINGS),
     )
