@@ -60,18 +60,22 @@ def run_app(
     )  # fmt: skip
     assert app.stdout is not None
     returned: set[tuple[int, int]] = set()
+    killed = False
+    # Read to the end even after the SIGKILL: the lines the app wrote before it
+    # died are still in the pipe, and each one is a promise the store must keep.
     for line in app.stdout:
         if line.startswith(b"flushed"):
             print(f"  app: {line.decode().strip()}")
             continue
         thread, seq = map(int, line.split())
         returned.add((thread, seq))
-        if kill_after is not None and len(returned) >= kill_after:
+        if not killed and kill_after is not None and len(returned) >= kill_after:
             app.send_signal(signal.SIGKILL)
-            print(f"  SIGKILL after {len(returned)} log calls had returned")
-            break
+            killed = True
     app.stdout.close()
     app.wait()
+    if killed:
+        print(f"  SIGKILL after {len(returned)} log calls had returned")
     return returned
 
 
