@@ -20,6 +20,7 @@ import fcntl
 import itertools
 import json
 import logging
+import math
 import os
 import secrets
 import sqlite3
@@ -245,6 +246,10 @@ class Spool:
         self._mirror_bytes = 0
         self._mirror_max = mirror_bytes
         self._mirrored = self._rows == 0
+        # A lower bound on the oldest created_at in ``records`` (-inf: unknown).
+        # max_record_age scans the table only once the cutoff passes it, not
+        # on every read: about once per max_record_age while delivery keeps up.
+        self._min_created = -math.inf
         self._load_drop_counters()
         self._meta = dict(self._wconn.execute("SELECT key, value FROM meta"))
         self._snapshot_at = 0.0
@@ -400,6 +405,8 @@ class Spool:
             if len(rows) == 1 and not full:
                 created_at, body = rows[0]
                 conn.execute(_INSERT, (self._next_id, created_at, body))
+                if created_at < self._min_created:
+                    self._min_created = created_at
                 if self._mirrored:  # _mirror_add, inline on the hot path
                     self._mirror.append((self._next_id, body))
                     self._mirror_bytes += size
@@ -421,6 +428,8 @@ class Spool:
                     raise
                 if self._mirrored:
                     self._mirror_add([(first + i, b) for i, (_, b) in enumerate(rows)], size)
+                if rows:
+                    self._min_created = min(self._min_created, min(c for c, _ in rows))
             self._next_id += len(rows)
             self._unckpt += len(rows)
             self._rows += len(rows) - drops[0]
@@ -584,6 +593,7 @@ class Spool:
         """Put every dead letter back in ``records`` (after the server was fixed)."""
         with self._exclusive() as conn:
             self._mirror_stop()
+            self._min_created = -math.inf  # dead letters come back with their old times
             conn.execute("BEGIN IMMEDIATE")
             try:
                 # Ids continue from this process's counter: never one handed out before.
@@ -678,24 +688,34 @@ class Spool:
     def _expire(self) -> None:
         assert self._max_record_age is not None
         cutoff = self._clock() - self._max_record_age
+        if cutoff <= self._min_created:
+            return  # no row is that old
         with self._exclusive() as conn:
-            count, freed = conn.execute(
-                f"SELECT count(*), coalesce(sum({_BYTES}), 0) FROM records WHERE created_at < ?",
+            count, freed, oldest_kept = conn.execute(
+                "SELECT count(*) FILTER (WHERE created_at < ?1), "
+                f"coalesce(sum({_BYTES}) FILTER (WHERE created_at < ?1), 0), "
+                "min(created_at) FILTER (WHERE created_at >= ?1) FROM records",
                 (cutoff,),
             ).fetchone()
-            if not count:
-                return
-            self._mirror_stop()
-            conn.execute("BEGIN IMMEDIATE")  # the drop and its counter together
-            try:
-                conn.execute("DELETE FROM records WHERE created_at < ?", (cutoff,))
-                self._persist_drop("max_record_age", count)
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
-            self._forget(count, freed)
-            self._note_drop("max_record_age", count)
+            if count:
+                self._drop_expired(conn, cutoff, count, freed)
+            # None: no row left; the next append sets the bound.
+            self._min_created = math.inf if oldest_kept is None else oldest_kept
+
+    def _drop_expired(
+        self, conn: sqlite3.Connection, cutoff: float, count: int, freed: int
+    ) -> None:
+        self._mirror_stop()
+        conn.execute("BEGIN IMMEDIATE")  # the drop and its counter together
+        try:
+            conn.execute("DELETE FROM records WHERE created_at < ?", (cutoff,))
+            self._persist_drop("max_record_age", count)
+            conn.execute("COMMIT")
+        except BaseException:
+            _rollback(conn)
+            raise
+        self._forget(count, freed)
+        self._note_drop("max_record_age", count)
 
     # -- inspection ------------------------------------------------------
 

@@ -698,6 +698,41 @@ def test_max_record_age_drops_old_rows_by_the_injected_clock(spools):
     assert len("fresh") == spool.nbytes()
 
 
+def test_max_record_age_scans_the_table_only_once_a_row_can_be_that_old(spools):
+    now = [T0]
+    spool = spools(max_record_age=60, clock=lambda: now[0])
+    spool.append(T0 - 30, "30 s old")
+    spool.read_batch(10)  # the first read scans: nothing known yet
+    statements = []
+    spool._wconn.set_trace_callback(statements.append)
+
+    now[0] = T0 + 20  # the oldest row is 50 s old: no scan
+    quiet = bodies_of(spool.read_batch(10))
+    scanned_while_quiet = [sql for sql in statements if "created_at <" in sql]
+    now[0] = T0 + 31  # 61 s old
+    late = bodies_of(spool.read_batch(10))
+
+    assert ["30 s old"] == quiet
+    assert [] == scanned_while_quiet
+    assert [] == late
+    assert {"max_record_age": 1} == spool.counters.dropped
+
+
+def test_max_record_age_applies_to_dead_letters_requeued_with_their_old_times(spools):
+    now = [T0]
+    spool = spools(max_record_age=60, clock=lambda: now[0])
+    spool.append(T0 - 50, "refused once")
+    spool.dead_letter([(spool.read_batch(1)[0], "bad")])
+    spool.append(T0, "fresh")
+    now[0] = T0 + 15
+    spool.read_batch(10)  # scans: the oldest row in records is now "fresh"
+    now[0] = T0 + 20  # "refused once" is now 70 s old, and back in records
+
+    spool.requeue_dead_letters()
+
+    assert ["fresh"] == bodies_of(spool.read_batch(10))
+
+
 def test_byte_count_stays_exact_when_rows_in_flight_are_dropped_for_room(spools):
     spool = spools(max_bytes=1000, full_policy="drop_oldest")
     fill(spool, 5, size=100)
