@@ -509,6 +509,7 @@ class Spool:
                     # The server has these rows: remember them (ids only grow in
                     # this process), never send them again, delete them later.
                     self._undeleted.update(ids[start:])
+                    self._mirror_stop()  # the copy still holds them; reads skip them
                     logger.warning(
                         "log-collector: cannot delete sent rows from %s: %s", self.path, exc
                     )
