@@ -1,4 +1,4 @@
-"""The SQLite spool (log_collector/spool.py), on real files in tmp_path: creation, locking and
+"""The SQLite spool (log_collector/spool/), on real files in tmp_path: creation, locking and
 adoption, append / read / ack / dead-letter, limits, inspection, and a stateful model."""
 
 import contextlib

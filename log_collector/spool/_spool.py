@@ -1,174 +1,50 @@
-"""The SQLite spool: one WAL-mode file per client per process.
-
-The producer side (``append``) runs on application threads; the consumer side
-(``read_batch``, ``ack``, ``dead_letter``) runs on the sender thread. This is
-the one module that holds SQL for the spool.
-
-Files are named ``<pid>-<token>.spool`` in the spool directory. The owner holds
-an exclusive ``flock`` on the file for as long as it lives, so any other
-process can tell an orphan (no live lock) from a file in use, and two senders
-never drain one file at once. flock, not fcntl: fcntl locks belong to the
-process and are dropped when *any* descriptor of the file closes, which SQLite
-itself does. https://www.sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_
-"""
+"""The ``Spool``: one open spool file, its group commit, reads, acks and limits."""
 
 from __future__ import annotations
 
 import collections
 import contextlib
-import fcntl
 import itertools
 import json
-import logging
 import math
 import os
 import secrets
 import sqlite3
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import _migrations
-from ._forkgate import GATE
-
-logger = logging.getLogger("log_collector")
-
-SUFFIX = ".spool"
-# Beside a live spool: what it held at the owner's last checkpoint (``status``
-# cannot open a file another process holds in exclusive locking mode).
-SNAPSHOT_SUFFIX = ".status"
-SNAPSHOT_EVERY = 1.0  # seconds, at most one snapshot write per interval
-# The sender checkpoints once this many rows were written or deleted since the
-# last checkpoint, or once a second when fewer were. A checkpoint holds the one
-# connection for a few ms (it syncs the WAL and then the database file), so
-# appenders wait behind it: one per batch put ~2 ms on every 1,000th log call.
-# Each single-row commit adds a 4 KiB WAL frame: the WAL stays under ~10 MiB.
-CHECKPOINT_ROWS = 2_000
-CHECKPOINT_EVERY = 1.0  # seconds
-# An ack of a larger batch deletes this many rows per transaction and lets
-# waiting appenders commit in between (a range DELETE of 1,000 rows holds the
-# connection ~0.3-0.6 ms here; 250 and 500 gave a worse p99 and no better p99.9).
-ACK_CHUNK = 1000
-# While the records table is small, the spool keeps a copy of its rows in
-# memory (the mirror), so the sender's reads do not take the connection from
-# the appenders (a 1,000-row SELECT held it 0.25-0.4 ms). Past this size, or
-# after anything but an append or an ack of the oldest rows, reads go to
-# SQLite until the table is empty again.
-MIRROR_BYTES = 4 * 2**20
-SCHEMA_KIND = "spool"
-BUSY_TIMEOUT_MS = 5_000
-# Room made by drop_oldest beyond the cap, so a full spool does not delete on every append.
-DROP_HEADROOM = 0.05
-# A drop episode ends (and is announced once) when the spool is back under this share of the cap.
-ROOM_AGAIN = 0.5
-
-Row = tuple[int, str]  # (id, body)
-_INSERT = "INSERT INTO records(id, created_at, body) VALUES (?, ?, ?)"
-# max_spool_bytes counts UTF-8 bytes, not characters: non-ASCII text is up to 4x longer on disk.
-_BYTES = "length(CAST(body AS BLOB))"
-
-
-def _size(body: str) -> int:
-    return len(body) if body.isascii() else len(body.encode("utf-8", "surrogatepass"))
-
-
-FallbackFn = Callable[[list[tuple[float, str]], BaseException], None]
-
-
-class SpoolError(Exception):
-    """The spool file cannot be used (unreadable, corrupt, from a newer version)."""
-
-
-class SpoolClosed(SpoolError):
-    """An append raced with close(); the row goes to the fallback."""
-
-
-class NotAdoptable(Exception):
-    """The file is owned by a live process, vanished, or ships to another server."""
-
-
-# (st_dev, st_ino) of spool files this process abandoned after a fork: SQLite
-# here still counts the inherited connection's exclusive lock on them, so only
-# another process can open them.
-_INHERITED: set[tuple[int, int]] = set()
-
-
-@dataclass
-class SpoolCounters:
-    appended: int = 0
-    acknowledged: int = 0
-    dead_lettered: int = 0
-    dropped: dict[str, int] = field(default_factory=dict)
-
-
-def _lock(fd: int) -> bool:
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
-
-
-def _connect(path: Path, *, uri_mode: str = "rw") -> sqlite3.Connection:
-    # mode=rw: never create a file here; a vanished spool must not come back empty.
-    conn = sqlite3.connect(
-        f"file:{path}?mode={uri_mode}",
-        uri=True,
-        isolation_level=None,
-        check_same_thread=False,
-    )
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    return conn
-
-
-def _is_busy(exc: BaseException) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
-def is_corruption(exc: BaseException) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-
-
-def _prepare(path: Path, *, target_url: str | None, service: str | None) -> None:
-    """WAL mode and the schema, on a short-lived connection of its own.
-
-    sqlite-utils' migrations runner needs Python's default transaction handling,
-    which the hot-path connection (autocommit, explicit BEGIN) does not use.
-    """
-    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
-    try:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode=WAL")
-        known = {name for name, _ in _migrations.sql_files(SCHEMA_KIND)}
-        applied = set(_migrations.applied_sqlite(conn, SCHEMA_KIND))
-        if applied - known:
-            raise SpoolError(
-                f"{path} was written by a newer log-collector (schema steps "
-                f"{sorted(applied - known)}); leaving it for that version"
-            )
-        _migrations.apply_sqlite(conn, SCHEMA_KIND)
-        with conn:
-            if target_url is not None:
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('target_url', ?)",
-                    (target_url,),
-                )
-            facts = [("pid", str(os.getpid())), ("schema_version", str(len(known)))]
-            if service is not None:  # adoption passes None: keep the writer's service
-                facts.append(("service", service))
-            conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", facts)
-    except sqlite3.DatabaseError as exc:
-        if _is_busy(exc):  # open in another program: not damage, try again later
-            raise NotAdoptable(f"{path} is open elsewhere ({exc})") from exc
-        raise SpoolError(f"{path} is not a usable spool: {exc}") from exc
-    finally:
-        conn.close()
+from .._forkgate import GATE
+from ._base import (
+    _BYTES,
+    _INHERITED,
+    _INSERT,
+    ACK_CHUNK,
+    CHECKPOINT_EVERY,
+    CHECKPOINT_ROWS,
+    DROP_HEADROOM,
+    MIRROR_BYTES,
+    ROOM_AGAIN,
+    SNAPSHOT_EVERY,
+    SNAPSHOT_SUFFIX,
+    SUFFIX,
+    FallbackFn,
+    NotAdoptable,
+    Row,
+    SpoolClosed,
+    SpoolCounters,
+    _connect,
+    _is_busy,
+    _lock,
+    _prepare,
+    _remove_files,
+    _rollback,
+    _size,
+    logger,
+)
+from ._files import read_meta
 
 
 class Spool:
@@ -897,204 +773,3 @@ class Spool:
         self._mirrored = False
         self._mirror.clear()
         self._mirror_bytes = 0
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        conn.execute("ROLLBACK")
-
-
-def _remove_files(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", SNAPSHOT_SUFFIX):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(f"{path}{suffix}")
-
-
-def read_meta(path: Path) -> dict[str, str]:
-    """The meta table of a spool file, read without locking or changing it."""
-    with GATE:
-        return _read_meta(path)
-
-
-def _read_meta(path: Path) -> dict[str, str]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        return dict(conn.execute("SELECT key, value FROM meta"))
-    except sqlite3.DatabaseError as exc:
-        if is_corruption(exc):
-            raise SpoolError(f"{path} is not a usable spool: {exc}") from exc
-        return {}
-    finally:
-        conn.close()
-
-
-def inspect(path: Path) -> dict[str, Any]:
-    """What a spool file holds, read without taking its lock (for ``status``).
-
-    A live owner holds the file in exclusive locking mode, so its figures come
-    from the snapshot it writes beside the file (``snapshot_age`` says how old).
-    """
-    info: dict[str, Any] = {"path": str(path), "owner_alive": owner_alive(path)}
-    try:
-        info["file_bytes"] = sum(
-            os.path.getsize(f"{path}{suffix}")
-            for suffix in ("", "-wal")
-            if os.path.exists(f"{path}{suffix}")
-        )
-        if info["owner_alive"]:
-            info.update(_read_snapshot(path))
-            return info
-        with GATE:
-            conn = _connect(path)
-            try:
-                rows, body_bytes, oldest = conn.execute(
-                    f"SELECT count(*), coalesce(sum({_BYTES}), 0), min(created_at) FROM records"
-                ).fetchone()
-                dead = conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
-                meta = dict(conn.execute("SELECT key, value FROM meta"))
-            finally:
-                conn.close()
-    except (sqlite3.Error, OSError, ValueError) as exc:
-        info["error"] = str(exc)
-        return info
-    info.update(
-        rows=rows,
-        bytes=body_bytes,
-        oldest_age=None if oldest is None else max(0.0, time.time() - oldest),
-        dead_letters=dead,
-        target_url=meta.get("target_url"),
-        service=meta.get("service"),
-        pid=meta.get("pid"),
-        dropped={k.split(":", 1)[1]: int(v) for k, v in meta.items() if k.startswith("dropped:")},
-    )
-    return info
-
-
-def _read_snapshot(path: Path) -> dict[str, Any]:
-    try:
-        with open(f"{path}{SNAPSHOT_SUFFIX}") as snap:
-            doc = json.load(snap)
-    except FileNotFoundError:
-        raise OSError(
-            "in use by a live process that has not written its status snapshot yet "
-            "(it does at its sender's next checkpoint)"
-        ) from None
-    now = time.time()
-    oldest = doc.pop("oldest_created_at", None)
-    doc["oldest_age"] = None if oldest is None else max(0.0, now - oldest)
-    doc["snapshot_age"] = max(0.0, now - doc.pop("written_at", now))
-    return doc
-
-
-def spool_files(paths: list[Path]) -> list[Path]:
-    """The spool files named, directories expanded (recursively), in a stable order."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            found.extend(sorted(path.rglob(f"*{SUFFIX}")))
-        else:
-            found.append(path)
-    return found
-
-
-def candidates(
-    directory: Path, *, exclude: set[Path] | frozenset[Path] = frozenset()
-) -> list[Path]:
-    """Spool files in ``directory`` other than ``exclude``, oldest first."""
-    try:
-        found = [p for p in directory.glob(f"*{SUFFIX}") if p not in exclude]
-    except OSError:
-        return []
-    with contextlib.suppress(OSError):
-        found.sort(key=lambda p: p.stat().st_mtime)
-    return found
-
-
-def owner_alive(path: Path) -> bool:
-    """Whether a live process holds the spool's lock."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        if _lock(fd):
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            return False
-        return True
-    finally:
-        os.close(fd)
-
-
-def salvage(path: Path) -> list[tuple[float, str]]:
-    """``(created_at, body)`` of every record SQLite can still read from a damaged
-    spool, oldest first.
-
-    Three passes, each reading in id order until the first unreadable row: the
-    file with its WAL; the main file alone (``immutable=1``), for when the WAL
-    is the damaged part or belongs to another database; and a copy whose header
-    page count is set to the pages really there, for a truncated file (SQLite
-    refuses a file shorter than its header says). Bodies that are not JSON
-    objects are left behind.
-    """
-    with GATE:
-        return _salvage(path)
-
-
-def _salvage(path: Path) -> list[tuple[float, str]]:
-    found: dict[int, tuple[float, str]] = {}
-    _salvage_pass(f"file:{path}?mode=ro", found)
-    _salvage_pass(f"file:{path}?immutable=1", found)
-    with tempfile.TemporaryDirectory() as tmp:
-        copy = Path(tmp) / "salvage.db"
-        try:
-            data = bytearray(path.read_bytes())
-            page_size = int.from_bytes(data[16:18], "big")
-            page_size = 65536 if page_size == 1 else page_size
-            if len(data) >= 100 and page_size >= 512:
-                data[28:32] = (len(data) // page_size).to_bytes(4, "big")
-                copy.write_bytes(bytes(data))
-                _salvage_pass(f"file:{copy}?immutable=1", found)
-        except OSError:
-            pass
-    return [found[row_id] for row_id in sorted(found)]
-
-
-def _salvage_pass(uri: str, found: dict[int, tuple[float, str]]) -> None:
-    try:
-        conn = sqlite3.connect(uri, uri=True)
-    except sqlite3.Error:
-        return
-    query = "SELECT id, created_at, body FROM records WHERE id > ? ORDER BY id LIMIT ?"
-    after, chunk = -1, 500
-    try:
-        while True:
-            try:
-                batch = conn.execute(query, (after, chunk)).fetchall()
-            except sqlite3.DatabaseError:
-                if chunk == 1:
-                    return
-                chunk = 1  # step up to the first bad row one row at a time
-                continue
-            if not batch:
-                return
-            for row_id, created_at, body in batch:
-                if isinstance(body, str) and body.startswith("{") and row_id not in found:
-                    created = created_at if isinstance(created_at, float) else time.time()
-                    found[row_id] = (created, body)
-            after = batch[-1][0]
-    finally:
-        conn.close()
-
-
-def move_aside(path: Path, why: str) -> Path:
-    """Rename a bad spool (and its WAL) to ``*.corrupt`` and say so on our logger."""
-    stamp = time.strftime("%Y%m%dT%H%M%S")
-    target = path.with_name(f"{path.name}.{stamp}.corrupt")
-    for suffix in ("", "-wal", "-shm"):
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(f"{path}{suffix}", f"{target}{suffix}")
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(f"{path}{SNAPSHOT_SUFFIX}")
-    logger.error("log-collector: moved unusable spool %s aside to %s: %s", path, target, why)
-    return target

@@ -1,0 +1,43 @@
+"""The SQLite spool: one WAL-mode file per client per process.
+
+The producer side (``Spool.append``) runs on application threads; the
+consumer side (``read_batch``, ``ack``, ``dead_letter``) runs on the sender
+thread. This package is the one place that holds SQL for spool files:
+``_base`` (names, limits, errors, opening a file), ``_spool`` (the open
+``Spool``), ``_files`` (files no live client holds: status, salvage).
+
+Files are named ``<pid>-<token>.spool`` in the spool directory. The owner holds
+an exclusive ``flock`` on the file for as long as it lives, so any other
+process can tell an orphan (no live lock) from a file in use, and two senders
+never drain one file at once. flock, not fcntl: fcntl locks belong to the
+process and are dropped when *any* descriptor of the file closes, which SQLite
+itself does. https://www.sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_
+"""
+
+from ._base import MIRROR_BYTES, NotAdoptable, SpoolClosed, SpoolError, is_corruption
+from ._files import (
+    candidates,
+    inspect,
+    move_aside,
+    owner_alive,
+    read_meta,
+    salvage,
+    spool_files,
+)
+from ._spool import Spool
+
+__all__ = [
+    "MIRROR_BYTES",
+    "NotAdoptable",
+    "Spool",
+    "SpoolClosed",
+    "SpoolError",
+    "candidates",
+    "inspect",
+    "is_corruption",
+    "move_aside",
+    "owner_alive",
+    "read_meta",
+    "salvage",
+    "spool_files",
+]
