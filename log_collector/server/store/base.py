@@ -51,9 +51,9 @@ class StoreUnavailable(Exception):
 
 
 class Store(Protocol):
-    # How many batches the server decodes and inserts at once. Decoding holds
-    # the GIL, so more than a few only adds thread switches; each store says
-    # what suits it.
+    # How many requests the server holds at once between reading a body and
+    # answering (at most two of them decode at a time: decoding holds the
+    # GIL); each store says what suits it.
     concurrency: int
 
     def migrate(self) -> list[str]:

@@ -129,7 +129,7 @@ class _Pending:
 
 
 class SQLiteStore:
-    # Batches decoded at once (see Store.concurrency); they queue for the
+    # Batches in flight at once (see Store.concurrency); they queue for the
     # single writer thread, which commits all that are waiting together. The
     # random keys of the trace and user indexes make a commit's cost mostly
     # per page, not per row, so larger groups are cheaper per row: a raw
