@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from freezegun import freeze_time
 from helpers import crash_spool
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
@@ -27,6 +28,8 @@ from hypothesis.stateful import (
 )
 
 from log_collector.spool import (
+    CHECKPOINT_EVERY,
+    CHECKPOINT_ROWS,
     MIRROR_BYTES,
     NotAdoptable,
     Spool,
@@ -154,6 +157,41 @@ def test_checkpoint_moves_committed_rows_into_the_main_file(spools, tmp_path):
 
     with sqlite3.connect(tmp_path / "main-file-only.db") as copy:
         assert 50 == copy.execute("SELECT count(*) FROM records").fetchone()[0]
+
+
+def rows_in_the_main_file(spool, tmp_path):
+    """What a checkpoint has moved out of the WAL: a copy of the main file alone."""
+    copy = tmp_path / f"main-file-only-{time.monotonic_ns()}.db"
+    shutil.copy(spool.path, copy)
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        return conn.execute("SELECT count(*) FROM records").fetchone()[0]
+
+
+def test_the_sender_checkpoints_once_enough_rows_were_appended(spools, tmp_path):
+    spool = spools()
+    fill(spool, CHECKPOINT_ROWS - 1)
+    spool.checkpoint(when_due=True)
+    not_yet = rows_in_the_main_file(spool, tmp_path)
+
+    fill(spool, 1)
+    spool.checkpoint(when_due=True)
+
+    assert 0 == not_yet
+    assert CHECKPOINT_ROWS == rows_in_the_main_file(spool, tmp_path)
+
+
+def test_the_sender_checkpoints_a_second_after_any_change(spools, tmp_path):
+    with freeze_time() as clock:
+        spool = spools()
+        fill(spool, 10)
+        spool.checkpoint(when_due=True)
+        not_yet = rows_in_the_main_file(spool, tmp_path)
+
+        clock.tick(CHECKPOINT_EVERY)
+        spool.checkpoint(when_due=True)
+
+    assert 0 == not_yet
+    assert 10 == rows_in_the_main_file(spool, tmp_path)
 
 
 def test_a_checkpointed_and_closed_spool_leaves_no_descriptor_open(tmp_path):

@@ -14,7 +14,15 @@ process and are dropped when *any* descriptor of the file closes, which SQLite
 itself does. https://www.sqlite.org/howtocorrupt.html#_posix_advisory_locks_canceled_by_a_separate_thread_doing_close_
 """
 
-from ._base import MIRROR_BYTES, NotAdoptable, SpoolClosed, SpoolError, is_corruption
+from ._base import (
+    CHECKPOINT_EVERY,
+    CHECKPOINT_ROWS,
+    MIRROR_BYTES,
+    NotAdoptable,
+    SpoolClosed,
+    SpoolError,
+    is_corruption,
+)
 from ._files import (
     candidates,
     inspect,
@@ -27,6 +35,8 @@ from ._files import (
 from ._spool import Spool
 
 __all__ = [
+    "CHECKPOINT_EVERY",
+    "CHECKPOINT_ROWS",
     "MIRROR_BYTES",
     "NotAdoptable",
     "Spool",

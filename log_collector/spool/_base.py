@@ -23,11 +23,12 @@ SUFFIX = ".spool"
 # cannot open a file another process holds in exclusive locking mode).
 SNAPSHOT_SUFFIX = ".status"
 SNAPSHOT_EVERY = 1.0  # seconds, at most one snapshot write per interval
-# The sender checkpoints once this many rows were written or deleted since the
-# last checkpoint, or once a second when fewer were. A checkpoint holds the one
-# connection for a few ms (it syncs the WAL and then the database file), so
-# appenders wait behind it: one per batch put ~2 ms on every 1,000th log call.
-# Each single-row commit adds a 4 KiB WAL frame: the WAL stays under ~10 MiB.
+# The sender checkpoints once this many rows were appended since the last
+# checkpoint, or once a second after any change. A checkpoint holds the one
+# connection (it syncs the WAL and then the database file), so appenders wait
+# behind it: one per batch put ~2 ms on every 1,000th log call. Each
+# single-row commit adds a 4 KiB WAL frame, an ack of 1,000 rows a few dozen:
+# the WAL stays near 10 MiB.
 CHECKPOINT_ROWS = 2_000
 CHECKPOINT_EVERY = 1.0  # seconds
 # An ack of a larger batch deletes this many rows per transaction and lets

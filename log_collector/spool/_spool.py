@@ -129,7 +129,8 @@ class Spool:
         self._load_drop_counters()
         self._meta = dict(self._wconn.execute("SELECT key, value FROM meta"))
         self._snapshot_at = 0.0
-        self._unckpt = 0  # rows written or deleted since the last checkpoint
+        self._unckpt = 0  # rows appended since the last checkpoint
+        self._changed = False  # anything written or deleted since then
         self._checkpointed_at = time.monotonic()
         self._wal_fd: int | None = None  # for the sync before a checkpoint; kept open
         self._wal_fd_lock = threading.Lock()  # close() must not close it mid-fsync
@@ -308,6 +309,7 @@ class Spool:
                     self._min_created = min(self._min_created, min(c for c, _ in rows))
             self._next_id += len(rows)
             self._unckpt += len(rows)
+            self._changed = True
             self._rows += len(rows) - drops[0]
             self._bytes += size - drops[1]
             self.counters.appended += len(rows)
@@ -417,7 +419,7 @@ class Spool:
             self._forget(deleted, nbytes)
         else:  # drop_oldest took some of them meanwhile (a full spool): count again
             self._mirror_stop()
-            self._unckpt += deleted
+            self._changed = True
             self._rows, self._bytes = self._wconn.execute(
                 f"SELECT count(*), coalesce(sum({_BYTES}), 0) FROM records"
             ).fetchone()
@@ -503,11 +505,11 @@ class Spool:
         if (
             not when_due
             or self._unckpt >= CHECKPOINT_ROWS
-            or (self._unckpt and now - self._checkpointed_at >= CHECKPOINT_EVERY)
+            or (self._changed and now - self._checkpointed_at >= CHECKPOINT_EVERY)
         ):
             self._sync_wal()
             self._read("PRAGMA wal_checkpoint(PASSIVE)")
-            self._unckpt, self._checkpointed_at = 0, now
+            self._unckpt, self._changed, self._checkpointed_at = 0, False, now
         self.write_snapshot()
 
     def _sync_wal(self) -> None:
@@ -753,7 +755,7 @@ class Spool:
 
     def _forget(self, rows: int, nbytes: int) -> None:
         """Committed deletions, in the in-memory totals."""
-        self._unckpt += rows
+        self._changed = True
         self._rows -= rows
         self._bytes -= nbytes
         if self._rows == 0 and not self._mirrored:  # empty: mirrored again, trivially
