@@ -521,6 +521,8 @@ class Spool:
         # SQLite still syncs, so a failure here is ignored. The descriptor stays
         # open until close(): closing one drops the process's POSIX locks on
         # that file. https://www.sqlite.org/wal.html#ckpt
+        if self.closed:  # also an abandoned spool in a forked child: its lock may be stale
+            return
         with self._wal_fd_lock:
             if self.closed:
                 return
@@ -653,12 +655,14 @@ class Spool:
             except sqlite3.Error as exc:  # a broken file: keep it, release everything
                 logger.warning("log-collector: cannot read %s while closing it: %s", self.path, exc)
             finally:
-                self._wconn.close()
-                with self._wal_fd_lock:
-                    if self._wal_fd is not None:
-                        with contextlib.suppress(OSError):
-                            os.close(self._wal_fd)
-                        self._wal_fd = None
+                try:
+                    self._wconn.close()
+                finally:
+                    with self._wal_fd_lock:
+                        if self._wal_fd is not None:
+                            with contextlib.suppress(OSError):
+                                os.close(self._wal_fd)
+                            self._wal_fd = None
             with contextlib.suppress(OSError):  # a closed spool is read directly
                 os.unlink(f"{self.path}{SNAPSHOT_SUFFIX}")
             try:
