@@ -12,7 +12,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,12 @@ from ._base import (
     logger,
 )
 from ._files import read_meta
+
+
+def _run_of(ids: list[int]) -> tuple[int, int] | None:
+    """(lowest, highest) when ``ids`` are exactly the integers of that range."""
+    lo, hi = min(ids), max(ids)
+    return (lo, hi) if hi - lo + 1 == len(ids) == len(set(ids)) else None
 
 
 class Spool:
@@ -284,11 +290,8 @@ class Spool:
                 conn.execute(_INSERT, (self._next_id, created_at, body))
                 if created_at < self._min_created:
                     self._min_created = created_at
-                if self._mirrored:  # _mirror_add, inline on the hot path
-                    self._mirror.append((self._next_id, body))
-                    self._mirror_bytes += size
-                    if self._mirror_bytes > self._mirror_max:
-                        self._mirror_stop()
+                if self._mirrored:
+                    self._mirror_add(((self._next_id, body),), size)
             else:
                 # A drop, its counter and the new rows commit together: a kill
                 # in between can never leave a drop uncounted.
@@ -377,11 +380,12 @@ class Spool:
         self.counters.acknowledged += len(rows)
         for start in range(0, len(ids), ACK_CHUNK):
             chunk = ids[start : start + ACK_CHUNK]
-            # Sized here, before taking the connection.
+            # Sized and checked for one run of ids here, before taking the connection.
             nbytes = sum(_size(body) for _, body in rows[start : start + ACK_CHUNK])
+            run = _run_of(chunk)
             with self._exclusive():
                 try:
-                    self._delete_acked(chunk, nbytes)
+                    self._delete_acked(chunk, run, nbytes)
                 except sqlite3.Error as exc:
                     # A DELETE needs room in the WAL, so a full disk refuses it.
                     # The server has these rows: remember them (ids only grow in
@@ -393,10 +397,10 @@ class Spool:
                     )
                     return
 
-    def _delete_acked(self, ids: list[int], nbytes: int) -> None:
-        """Delete acknowledged rows holding ``nbytes``; keep the totals exact."""
-        lo, hi = min(ids), max(ids)
-        if hi - lo + 1 != len(ids) or len(set(ids)) != len(ids):
+    def _delete_acked(self, ids: list[int], run: tuple[int, int] | None, nbytes: int) -> None:
+        """Delete acknowledged rows holding ``nbytes``; keep the totals exact.
+        ``run``: (lowest, highest) when the ids are exactly that range."""
+        if run is None:
             # Not one run of ids (dead letters or skipped rows between them).
             # The size freed comes from the rows actually deleted: drop_oldest
             # may have removed some of these while they were in flight.
@@ -404,6 +408,7 @@ class Spool:
             return
         # One run of ids, the usual case: a range delete, about twice as fast
         # as matching a list and returning each row's size.
+        lo, hi = run
         deleted = self._wconn.execute(
             "DELETE FROM records WHERE id BETWEEN ? AND ?", (lo, hi)
         ).rowcount
@@ -766,7 +771,7 @@ class Spool:
             self._mirror_stop()
             self._mirrored = True
 
-    def _mirror_add(self, rows: list[Row], nbytes: int) -> None:
+    def _mirror_add(self, rows: Sequence[Row], nbytes: int) -> None:
         """Committed appends. Called holding the connection."""
         if self._mirror_bytes + nbytes > self._mirror_max:
             self._mirror_stop()  # a backlog: reads go to SQLite until it drains
