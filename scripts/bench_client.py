@@ -10,6 +10,8 @@ with the machine's load; run it on an idle machine and read them as a range.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import socket
@@ -65,22 +67,45 @@ def start_receiver() -> tuple[subprocess.Popen[bytes], str]:
     return proc, f"http://127.0.0.1:{port}"
 
 
-def bare_insert_floor(body: str, calls: int) -> dict[str, float]:
-    """One autocommit INSERT of the same JSON text per call, WAL, synchronous=NORMAL."""
+def bare_insert_floor(body: str, calls: int, threads: int = 1) -> dict[str, float]:
+    """One autocommit INSERT of the same JSON text per call, WAL, synchronous=NORMAL.
+
+    With ``threads`` > 1 they share the one connection behind a lock, as the
+    spool's appenders do (DESIGN 3: one write connection per spool), so the
+    figure is what the GIL and two cores leave of a single INSERT per call.
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        conn = sqlite3.connect(Path(tmp) / "floor.db", isolation_level=None)
+        conn = sqlite3.connect(
+            Path(tmp) / "floor.db", isolation_level=None, check_same_thread=False
+        )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.execute("CREATE TABLE records (id INTEGER PRIMARY KEY, created_at REAL, body TEXT)")
-        samples = []
-        clock = time.perf_counter_ns
-        for _ in range(calls):
-            t0 = clock()
-            conn.execute("INSERT INTO records(created_at, body) VALUES (?, ?)", (time.time(), body))
-            samples.append(clock() - t0)
+        lock = threading.Lock()
+
+        def insert(n: int, out: list[int]) -> None:
+            clock = time.perf_counter_ns
+            for _ in range(n):
+                t0 = clock()
+                with lock:
+                    conn.execute(
+                        "INSERT INTO records(created_at, body) VALUES (?, ?)", (time.time(), body)
+                    )
+                out.append(clock() - t0)
+
+        insert(calls // 10, [])  # warm up
+        results: list[list[int]] = [[] for _ in range(threads)]
+        workers = [
+            threading.Thread(target=insert, args=(calls // threads, results[i]))
+            for i in range(threads)
+        ]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
         conn.close()
-    return percentiles(samples[calls // 10 :])
+    return percentiles([s for r in results for s in r])
 
 
 def log_calls(client: AsyncLogClient, calls: int, out: list[int]) -> None:
@@ -106,7 +131,7 @@ def latency(url: str, calls: int, threads: int) -> dict[str, float]:
         for w in workers:
             w.join()
         client.flush(timeout=60)
-        client.close()
+        client.close(timeout=1)
     return percentiles([s for r in results for s in r])
 
 
@@ -182,8 +207,20 @@ def main() -> None:
         one = latency(url, args.calls, 1)
         ratio = one["p50"] / floor["p50"]
         print(f"log call, 1 thread:   {fmt(one)}   p50 ratio to bare INSERT {ratio:.2f}x")
+        floor4 = bare_insert_floor(body, args.calls, threads=4)
+        print(f"bare sqlite3 WAL INSERT, 4 threads on one connection behind a lock:  {fmt(floor4)}")
         four = latency(url, args.calls // 4, 4)
-        print(f"log call, 4 threads:  {fmt(four)}")
+        ratio4 = four["p99"] / floor4["p99"]
+        print(f"log call, 4 threads:  {fmt(four)}   p99 ratio to its floor {ratio4:.2f}x")
+        # The same calls with nothing shipping: what the receiver and the
+        # sender, sharing the two cores, add to the figures above.
+        # (Their "cannot deliver" notices on stderr are expected: dropped.)
+        down = f"http://127.0.0.1:{free_port()}"
+        with contextlib.redirect_stderr(io.StringIO()):
+            one_down = latency(down, args.calls, 1)
+            four_down = latency(down, args.calls // 4, 4)
+        print(f"log call, 1 thread, server down:   {fmt(one_down)}")
+        print(f"log call, 4 threads, server down:  {fmt(four_down)}")
         for threads in (1, 4):
             rate = end_to_end(url, args.e2e, threads)
             print(
