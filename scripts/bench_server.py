@@ -12,6 +12,11 @@ The whole pipeline (client -> server -> PostgreSQL) is measured by
 ``measure_pipeline``, which takes any callable that logs N records; the one
 used here is our ``AsyncLogClient`` when it is importable.
 
+Each store is also measured alone (``measure_store_alone``: the same batches,
+decoded before the clock starts, handed to ``Store.insert`` from as many
+threads in this process), so the figure above can be read against the
+ceiling of the store itself in the same run.
+
     .venv/bin/python scripts/bench_server.py                # both stores
     .venv/bin/python scripts/bench_server.py --store sqlite --batches 300
     LOG_COLLECTOR_BENCH_PG_URL=postgresql://postgres@127.0.0.1:5432/postgres ...
@@ -284,6 +289,54 @@ def measure_ingest(
     return Run(records / elapsed, per_1000, stored)
 
 
+def measure_store_alone(store: str, bodies: list[bytes], warmup: list[bytes], threads: int) -> Run:
+    """Records/s of the store alone: the same batches, decoded and normalised
+    before the clock starts, handed to ``Store.insert`` from ``threads``
+    threads in this process (no HTTP, no decoding): the ceiling the server's
+    figure runs up against, measured in the same run."""
+    from log_collector.server.ingest import Limits, decode_body, normalise_all
+    from log_collector.server.store import open_store
+
+    def rows_of(batch_bodies: list[bytes]) -> list[list]:
+        now = time.time()
+        return [normalise_all(decode_body(b, True, Limits()), now).rows for b in batch_bodies]
+
+    work: queue.SimpleQueue[list | None] = queue.SimpleQueue()
+    for rows in rows_of(bodies):
+        work.put(rows)
+    database = postgres_database() if store == "postgres" else sqlite_database()
+    with database as db_url:
+        target = open_store(db_url)
+        try:
+            target.migrate()
+            for rows in rows_of(warmup):
+                target.insert(rows)
+
+            def worker() -> None:
+                while (rows := work.get()) is not None:
+                    target.insert(rows)
+
+            pool = [threading.Thread(target=worker) for _ in range(threads)]
+            for _ in pool:
+                work.put(None)
+            with CpuMeter(os.getpid()) as meter:
+                started = time.perf_counter()
+                for thread in pool:
+                    thread.start()
+                for thread in pool:
+                    thread.join()
+                elapsed = time.perf_counter() - started
+            stored = target.stats()["total_logs"]
+        finally:
+            target.close()
+    expected = (len(warmup) + len(bodies)) * BATCH_SIZE
+    if stored != expected:
+        raise RuntimeError(f"{store} alone: stored {stored} records, expected {expected}")
+    records = len(bodies) * BATCH_SIZE
+    per_1000 = {key: used * 1e6 / records for key, used in meter.used.items()}
+    return Run(records / elapsed, per_1000, stored)
+
+
 def measure_pipeline(log_records: Callable[[str, int], None], count: int, workers: int) -> Run:
     """Records/s from the first log call until PostgreSQL holds all ``count`` records.
 
@@ -362,6 +415,12 @@ def main() -> int:
         "--pipeline-threads", default="1,4", help="producer threads, one figure each"
     )
     parser.add_argument("--skip-pipeline", action="store_true")
+    parser.add_argument(
+        "--no-store-alone",
+        dest="store_alone",
+        action="store_false",
+        help="skip the figure of each store alone, in this process, without HTTP",
+    )
     args = parser.parse_args()
 
     stores = ["postgres", "sqlite"] if args.store == "all" else [args.store]
@@ -380,6 +439,11 @@ def main() -> int:
             for _ in range(args.repeat)
         ]
         ok &= _report(f"ingest into {store:8}", runs, BUDGET_RECORDS_PER_S)
+        if args.store_alone:
+            alone = [
+                measure_store_alone(store, bodies, warmup, args.threads) for _ in range(args.repeat)
+            ]
+            _report(f"  {store} store alone (no HTTP, no decoding)", alone, BUDGET_RECORDS_PER_S)
 
     if args.skip_pipeline or args.store == "sqlite":
         pass
