@@ -1,7 +1,8 @@
 """AsyncLogClient: the facade the application calls.
 
 A log call builds one record, appends it to the spool (durable when the call
-returns) and returns; the sender thread ships it later. The API is that of
+returns) and returns; the sender thread ships it later. What happens to a
+record once built (spool, fallback, adopted spools, sender) is ``_delivery``. The API is that of
 the older in-memory client (``log-collector-async``), so code written for it
 runs unchanged.
 """
@@ -14,7 +15,6 @@ import inspect
 import json
 import logging
 import os
-import sqlite3
 import sys
 import threading
 import time
@@ -27,33 +27,17 @@ from types import TracebackType
 from typing import Any, overload
 
 from . import context as _context
+from ._delivery import Delivery
 from ._forkgate import GATE as FORK_GATE
 from .config import MiB, Settings, load_settings
-from .fallback import MemoryQueue
 from .record import DEFAULT_REDACT_KEYS, RecordBuilder, reseed_after_fork
-from .sender import Sender, Source
-from .spool import (
-    NotAdoptable,
-    Spool,
-    SpoolError,
-    candidates,
-    is_corruption,
-    move_aside,
-    owner_alive,
-    salvage,
-)
-from .transport import HttpTransport
+from .spool import Spool
 
 logger = logging.getLogger("log_collector")
-
-ADOPT_INTERVAL = 30.0  # seconds between scans of the spool directory for orphans
 
 _clients: weakref.WeakSet[AsyncLogClient] = weakref.WeakSet()
 _hooks_installed = False
 _hooks_lock = threading.Lock()
-# SQLite handles inherited through fork(): kept referenced forever so that the
-# child never finalises (closes) the parent's connections. See Spool.abandon.
-_INHERITED: list[Any] = []
 _reentry = threading.local()
 _MISSING: Any = object()  # "not passed": level/message may also arrive as keywords
 
@@ -102,12 +86,11 @@ class _Done:
 class PendingRecords(Sequence[dict[str, Any]]):
     """Read-only view of the records not yet acknowledged (``client.queue``)."""
 
-    def __init__(self, client: AsyncLogClient) -> None:
-        self._client = client
+    def __init__(self, delivery: Delivery) -> None:
+        self._delivery = delivery
 
     def _sources(self) -> list[Any]:
-        spool = self._client._spool
-        return ([spool] if spool is not None and not spool.closed else []) + [self._client._memory]
+        return self._delivery.own_sources()
 
     def __len__(self) -> int:
         return sum(source.pending() for source in self._sources())
@@ -241,29 +224,13 @@ class AsyncLogClient:
         self.enable_compression = s.enable_compression
         self.enable_global_error_handler = s.enable_global_error_handler
 
-        self._clock = clock
-        self._sleep = sleep
         self._builder = RecordBuilder(s, clock=clock)
-        self._lock = threading.RLock()
-        self._adopt_lock = threading.Lock()
-        self._closed = False
-        self._pid = os.getpid()
-        self._spool: Spool | None = None
-        self._adopted: list[Spool] = []
-        self._next_scan = 0.0
-        self._sender: Sender | None = None
-        self._since_wake = 0
-        self._dropped: dict[str, int] = {}
-        self._fallback_count = 0
-        self._warned_fallback = False
-        self._new_memory()
-        self.queue = PendingRecords(self)
+        self._delivery = Delivery(s, clock=clock, sleep=sleep, announce=self._announce_drops)
+        self.queue = PendingRecords(self._delivery)
 
         _install_process_hooks()
         _clients.add(self)
-        self._open_spool()
-        if self._orphans_waiting():
-            self._ensure_sender()
+        self._delivery.start()
         if s.enable_global_error_handler:
             from .hooks import install_global_error_handler
 
@@ -299,13 +266,15 @@ class AsyncLogClient:
         try:
             built = self._builder.build(level, message, fields, auto_caller=auto_caller)
             if built is not None:
-                self._append(*built)
-                spool = self._spool
+                self._delivery.append(*built)
+                spool = self._delivery.spool
                 if spool is not None and spool.drop_notice:
                     self._announce_drops(spool)
         except Exception as exc:
-            self._count_drop("internal_error", 1)
-            self._warn_once(f"log-collector: a log call failed inside the library: {exc!r}")
+            self._delivery.count_drop("internal_error", 1)
+            self._delivery.warn_once(
+                f"log-collector: a log call failed inside the library: {exc!r}"
+            )
         finally:
             _reentry.active = False
 
@@ -453,56 +422,7 @@ class AsyncLogClient:
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything logged before this call is acknowledged (or
         dead-lettered), adopted orphans included. False if ``timeout`` passed first."""
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            if self._closed:
-                return self._pending_total() == 0
-            self._adopt_orphans(force=True)
-            sender = self._ensure_sender()
-            # Per spool, the last id handed out at the call. A spool that
-            # replaces a corrupt one (salvaged rows inside) is marked when first
-            # seen, so the records moved into it are waited for too.
-            marks: dict[int, int] = {}
-            if self._spool is not None:
-                marks[id(self._spool)] = self._spool.high_water()
-            memory, memory_mark = self._memory, self._memory.high_water()
-            adopted = list(self._adopted)
-
-        def spool_delivered() -> bool:
-            spool = self._spool
-            if spool is None or spool.closed:
-                return True
-            mark = marks.setdefault(id(spool), spool.high_water())
-            try:
-                oldest = spool.oldest_id()
-            except sqlite3.Error as exc:
-                self._source_failed(spool, exc)  # corrupt: set aside and salvaged
-                return False
-            return oldest is None or oldest > mark
-
-        def delivered() -> bool:
-            if not spool_delivered():
-                return False
-            oldest = memory.oldest_id()
-            if oldest is not None and oldest <= memory_mark:
-                return False
-            try:
-                return all(a.closed or a.pending() == 0 for a in adopted)
-            except sqlite3.Error:
-                return False  # the sender sets a broken adopted spool aside
-
-        sender.wake(retry_now=True)
-        with sender.progress:
-            while not delivered():
-                if not sender.alive:
-                    return delivered()
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                # Re-check at least every 0.5 s: progress is notified per batch,
-                # but a row can also leave by another path (dead-letter, expiry).
-                sender.progress.wait(0.5 if remaining is None else min(remaining, 0.5))
-        return True
+        return self._delivery.flush(timeout)
 
     def close(self, timeout: float | None = None) -> _Done:
         """Flush until ``timeout`` (default ``close_timeout``), stop the sender, close the spool.
@@ -511,35 +431,9 @@ class AsyncLogClient:
         the same spool directory (or ``log-collector replay``); one line on
         stderr says how much and where.
         """
-        with self._lock:
-            if self._closed:
-                return _Done()
-            self._closed = True
-            wait = self.settings.close_timeout if timeout is None else timeout
-            if self._sender is not None and self._sender.alive:
-                self._sender.stop(time.monotonic() + wait)
-            self._sender = None
-            spool, self._spool = self._spool, None
-            left = spool.close() if spool is not None else 0
-            for adopted in self._adopted:
-                left += adopted.close()
-            self._adopted = []
-            in_memory = self._memory.pending()
-        if left:
-            where = spool.path.parent if spool is not None else self.settings.spool_dir
-            print(
-                f"log-collector: {left} record(s) not yet delivered to {self.settings.server_url} "
-                f"are kept in {where}; the next process logging there sends them "
-                f"(or run: log-collector replay {where})",
-                file=sys.stderr,
-            )
-        if in_memory:
-            print(
-                f"log-collector: {in_memory} record(s) held in memory because the spool was "
-                "unwritable could not be delivered and are lost",
-                file=sys.stderr,
-            )
-        _clients.discard(self)
+        wait = self.settings.close_timeout if timeout is None else timeout
+        if self._delivery.close(wait):
+            _clients.discard(self)
         return _Done()
 
     def __reduce__(self) -> Any:
@@ -560,103 +454,14 @@ class AsyncLogClient:
 
     def stats(self) -> dict[str, Any]:
         """Counters and the state of the spool, for dashboards and tests."""
-        spool = self._spool
-        sender = self._sender
-        dropped = dict(self._dropped)
-        appended = self._memory.appended
-        spool_rows = spool_bytes = 0
-        oldest = None
-        dead_lettered = 0
-        if spool is not None and not spool.closed:
-            for reason, n in spool.counters.dropped.items():
-                dropped[reason] = dropped.get(reason, 0) + n
-            appended += spool.counters.appended
-            spool_rows, spool_bytes = spool.pending(), spool.nbytes()
-            oldest = spool.oldest_created_at()
-        sender_stats = sender.stats if sender is not None else None
-        if sender_stats is not None:
-            dead_lettered = sender_stats.dead_lettered
-        return {
-            "appended": appended,
-            "sent": sender_stats.sent if sender_stats else 0,
-            "acknowledged": sender_stats.acknowledged if sender_stats else 0,
-            "duplicates": sender_stats.duplicates if sender_stats else 0,
-            "dead_lettered": dead_lettered,
-            "dropped": dropped,
-            "retries": sender_stats.retries if sender_stats else 0,
-            "requests": sender_stats.requests if sender_stats else 0,
-            "fallback": self._fallback_count,
-            "fallback_pending": self._memory.pending(),
-            "spool_path": str(spool.path) if spool is not None else None,
-            "spool_rows": spool_rows,
-            "spool_bytes": spool_bytes,
-            "oldest_pending_age": None if oldest is None else max(0.0, self._clock() - oldest),
-            "adopted_spools": len(self._adopted),
-            "last_error": sender_stats.last_error if sender_stats else None,
-        }
+        return self._delivery.stats()
 
     # -- internals -------------------------------------------------------
 
     def _append(self, created_at: float, body: str) -> None:
-        # No getpid() here: the after-fork hook has already reset a forked child.
-        spool = self._spool
-        if spool is None:
-            spool = self._open_spool()
-        if spool is not None:
-            spool.append(created_at, body)
-        else:
-            self._to_memory([(created_at, body)], None)
-        if self._closed:
-            return
-        sender = self._sender
-        if sender is None:
-            self._ensure_sender()
-            return
-        self._since_wake += 1
-        if self._since_wake >= self.settings.batch_size:
-            self._since_wake = 0
-            sender.wake()
+        self._delivery.append(created_at, body)
 
-    def _open_spool(self) -> Spool | None:
-        with self._lock:
-            if self._spool is not None:
-                return self._spool
-            s = self.settings
-            try:
-                self._spool = Spool.create(
-                    s.spool_dir,
-                    target_url=s.server_url,
-                    service=s.service,
-                    durability=s.durability,
-                    max_bytes=s.max_spool_bytes,
-                    full_policy=s.spool_full_policy,
-                    max_record_age=s.max_record_age,
-                    fallback=self._to_memory,
-                    clock=self._clock,
-                )
-            except (OSError, sqlite3.Error, SpoolError) as exc:
-                self._warn_once(
-                    f"log-collector: cannot open a spool in {s.spool_dir} ({exc}); "
-                    "records are kept in memory until it can"
-                )
-                return None
-            return self._spool
-
-    def _to_memory(self, rows: list[tuple[float, str]], exc: BaseException | None) -> None:
-        """The spool could not take these rows: keep them in the bounded memory queue."""
-        self._fallback_count += len(rows)
-        self._memory.put([body for _, body in rows])
-        if exc is not None:
-            self._warn_once(
-                f"log-collector: cannot write the spool ({exc!r}); "
-                "records are kept in memory (bounded) until it can"
-            )
-            if is_corruption(exc):
-                # The next append opens a fresh file; this one is set aside
-                # and what can still be read from it is copied over.
-                self._retire_spool(str(exc))
-
-    def _announce_drops(self, spool: Spool, *, earlier: bool = False) -> None:
+    def _announce_drops(self, spool: Spool, earlier: bool = False) -> None:
         """One WARN record saying how many records a limit dropped, and why.
 
         ``earlier``: the drops were counted by a process that died before it
@@ -676,148 +481,14 @@ class AsyncLogClient:
             self._append(*built)
             spool.mark_announced(dropped)
 
-    def _retire_spool(self, why: str, spool: Spool | None = None) -> None:
-        """Our own spool is corrupt: set it aside, salvage it into a fresh one."""
-        spool = spool or self._spool
-        if spool is None or spool is not self._spool or not self._lock.acquire(blocking=False):
-            return
-        try:
-            self._spool = None
-            # Abandoned, not closed: closing a corrupt file can fail half-way.
-            _INHERITED.extend(spool.abandon())
-        finally:
-            self._lock.release()
-        self._quarantine(spool.path, why)
-
-    def _quarantine(self, path: Path, why: str) -> None:
-        """Move a bad spool file aside and copy what SQLite can still read from
-        it into our own spool; the event ids stay, so nothing is stored twice."""
-        moved = move_aside(path, why)
-        rows = salvage(moved)
-        if not rows:
-            return
-        target = self._spool or self._open_spool()
-        if target is not None:
-            target.append_rows(rows)
-        else:
-            self._to_memory(rows, None)
-        logger.error("log-collector: salvaged %d record(s) from %s", len(rows), moved)
-
-    def _source_failed(self, source: Source, exc: BaseException) -> None:
-        """The sender could not read or update a source; corruption retires it."""
-        if not is_corruption(exc):
-            return
-        if source is self._spool:
-            self._retire_spool(str(exc), source)  # type: ignore[arg-type]
-        elif source in self._adopted:
-            with self._adopt_lock:
-                self._adopted.remove(source)  # type: ignore[arg-type]
-            _INHERITED.extend(source.abandon())  # type: ignore[attr-defined]
-            self._quarantine(source.path, str(exc))
-
-    def _new_memory(self) -> None:
-        self._memory = MemoryQueue(self.settings.fallback_capacity, self._count_drop)
-
-    def _count_drop(self, reason: str, n: int) -> None:
-        self._dropped[reason] = self._dropped.get(reason, 0) + n
-
-    def _warn_once(self, message: str) -> None:
-        if not self._warned_fallback:
-            self._warned_fallback = True
-            logger.warning(message)
-
-    def _pending_total(self) -> int:
-        spool = self._spool
-        return (
-            spool.pending() if spool is not None and not spool.closed else 0
-        ) + self._memory.pending()
-
-    def _sources(self) -> list[Source]:
-        spool = self._spool
-        own: list[Source] = [spool] if spool is not None and not spool.closed else []
-        return own + [self._memory] + list(self._adopted)
-
-    def _ensure_sender(self) -> Sender:
-        with self._lock:
-            if self._sender is not None and self._sender.alive:
-                return self._sender
-            s = self.settings
-            self._sender = Sender(
-                sources=self._sources,
-                transport=HttpTransport(s.logs_url, timeout=s.timeout, api_key=s.api_key),
-                batch_size=s.batch_size,
-                flush_interval=s.flush_interval,
-                compress=s.enable_compression,
-                gzip_min_records=s.gzip_min_records,
-                max_backoff=s.max_backoff,
-                on_drained=self._drained,
-                on_idle=self._adopt_orphans,
-                on_error=self._source_failed,
-                sleep=self._sleep,
-            )
-            if not self._closed:
-                self._sender.start()
-            return self._sender
-
-    def _drained(self, source: Source) -> None:
-        if source in self._adopted:
-            with self._adopt_lock:
-                self._adopted.remove(source)  # type: ignore[arg-type]
-            source.close()  # type: ignore[attr-defined]
-
-    def _orphans_waiting(self) -> bool:
-        own = {self._spool.path} if self._spool is not None else set()
-        return any(
-            not owner_alive(path) for path in candidates(self.settings.spool_dir, exclude=own)
-        )
-
-    def _adopt_orphans(self, force: bool = False) -> None:
-        """Take over spool files in our directory whose process is gone and that
-        ship to our server; the sender drains them after our own."""
-        now = time.monotonic()
-        if not force and now < self._next_scan:
-            return
-        with self._adopt_lock:
-            self._next_scan = now + ADOPT_INTERVAL
-            s = self.settings
-            own = {sp.path for sp in [self._spool, *self._adopted] if sp is not None}
-            for path in candidates(s.spool_dir, exclude=own):
-                try:
-                    adopted = Spool.adopt(
-                        path, target_url=s.server_url, durability=s.durability, clock=self._clock
-                    )
-                    self._adopted.append(adopted)
-                    if adopted.drop_notice:
-                        self._announce_drops(adopted, earlier=True)
-                except NotAdoptable:
-                    continue
-                except SpoolError as exc:
-                    self._quarantine(path, str(exc))
-                except sqlite3.DatabaseError as exc:
-                    if is_corruption(exc):
-                        self._quarantine(path, str(exc))
-                except OSError as exc:
-                    logger.debug("log-collector: cannot adopt %s: %s", path, exc)
-
     def _reset_after_fork(self) -> None:
-        """In a forked child: forget the parent's spool, lock and thread.
+        self._delivery.reset_after_fork()
 
-        Threads do not survive fork() and locks may have been held by one of
-        them; the parent still owns its spool and keeps sending it. The child
-        opens a spool file of its own on its first log call.
-        """
-        self._lock = threading.RLock()
-        self._adopt_lock = threading.Lock()
-        self._pid = os.getpid()
-        for spool in [self._spool, *self._adopted]:
-            if spool is not None:
-                _INHERITED.extend(spool.abandon())
-        self._spool = None
-        self._adopted = []
-        self._sender = None
-        self._next_scan = time.monotonic() + ADOPT_INTERVAL
-        self._new_memory()
+    @property
+    def _spool(self) -> Spool | None:
+        return self._delivery.spool
 
     @property
     def spool_path(self) -> Path | None:
-        return self._spool.path if self._spool is not None else None
+        spool = self._delivery.spool
+        return spool.path if spool is not None else None

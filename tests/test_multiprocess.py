@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 from helpers import DEADLINE, HELPERS, PYTHON, drain, eventually, mp_tasks, script, spool_files
 
-from log_collector.client import ADOPT_INTERVAL
+from log_collector._delivery import ADOPT_INTERVAL
 from log_collector.spool import owner_alive
 
 pytestmark = [

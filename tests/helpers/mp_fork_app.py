@@ -36,7 +36,7 @@ PARENT = os.getpid()
 def wait_parked(client: AsyncLogClient, timeout: float) -> bool:
     """Wait until the client's sender thread blocks in its idle wait (``_wake.wait`` in
     ``Sender._run``) with no wake-up pending: from then on it runs no SQL until woken."""
-    sender = client._sender
+    sender = client._delivery.sender
     deadline = time.monotonic() + timeout
     while sender is not None and time.monotonic() < deadline:
         thread = sender._thread
