@@ -60,11 +60,11 @@ class Delivery:
         self._clock = clock
         self._sleep = sleep
         self._announce = announce
-        self.lock = threading.RLock()
+        self._lock = threading.RLock()
         self._adopt_lock = threading.Lock()
-        self.closed = False
+        self._closed = False
         self.spool: Spool | None = None
-        self.adopted: list[Spool] = []
+        self._adopted: list[Spool] = []
         self._next_scan = 0.0
         self.sender: Sender | None = None
         self._since_wake = 0
@@ -90,7 +90,7 @@ class Delivery:
             spool.append(created_at, body)
         else:
             self._to_memory([(created_at, body)], None)
-        if self.closed:
+        if self._closed:
             return
         sender = self.sender
         if sender is None:
@@ -102,7 +102,7 @@ class Delivery:
             sender.wake()
 
     def open_spool(self) -> Spool | None:
-        with self.lock:
+        with self._lock:
             if self.spool is not None:
                 return self.spool
             s = self.settings
@@ -135,8 +135,8 @@ class Delivery:
         """Wait until everything handed over before this call is acknowledged
         (or dead-lettered), adopted orphans included. False if ``timeout`` passed first."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self.lock:
-            if self.closed:
+        with self._lock:
+            if self._closed:
                 return self.pending_total() == 0
             self._adopt_orphans(force=True)
             sender = self._ensure_sender()
@@ -146,8 +146,8 @@ class Delivery:
             marks: dict[int, int] = {}
             if self.spool is not None:
                 marks[id(self.spool)] = self.spool.high_water()
-            memory, memory_mark = self.memory, self.memory.high_water()
-            adopted = list(self.adopted)
+            memory, memory_mark = self._memory, self._memory.high_water()
+            adopted = list(self._adopted)
 
         def spool_delivered() -> bool:
             spool = self.spool
@@ -188,19 +188,19 @@ class Delivery:
     def close(self, timeout: float) -> bool:
         """Flush until ``timeout``, stop the sender, close the spools; say on
         stderr what is left and where. False if it was closed already."""
-        with self.lock:
-            if self.closed:
+        with self._lock:
+            if self._closed:
                 return False
-            self.closed = True
+            self._closed = True
             if self.sender is not None and self.sender.alive:
                 self.sender.stop(time.monotonic() + timeout)
             self.sender = None
             spool, self.spool = self.spool, None
             left = spool.close() if spool is not None else 0
-            for adopted in self.adopted:
+            for adopted in self._adopted:
                 left += adopted.close()
-            self.adopted = []
-            in_memory = self.memory.pending()
+            self._adopted = []
+            in_memory = self._memory.pending()
         if left:
             where = spool.path.parent if spool is not None else self.settings.spool_dir
             print(
@@ -222,7 +222,7 @@ class Delivery:
         spool = self.spool
         sender = self.sender
         dropped = dict(self._dropped)
-        appended = self.memory.appended
+        appended = self._memory.appended
         spool_rows = spool_bytes = 0
         oldest = None
         dead_lettered = 0
@@ -245,12 +245,12 @@ class Delivery:
             "retries": sender_stats.retries if sender_stats else 0,
             "requests": sender_stats.requests if sender_stats else 0,
             "fallback": self._fallback_count,
-            "fallback_pending": self.memory.pending(),
+            "fallback_pending": self._memory.pending(),
             "spool_path": str(spool.path) if spool is not None else None,
             "spool_rows": spool_rows,
             "spool_bytes": spool_bytes,
             "oldest_pending_age": None if oldest is None else max(0.0, self._clock() - oldest),
-            "adopted_spools": len(self.adopted),
+            "adopted_spools": len(self._adopted),
             "last_error": sender_stats.last_error if sender_stats else None,
         }
 
@@ -258,12 +258,12 @@ class Delivery:
         spool = self.spool
         return (
             spool.pending() if spool is not None and not spool.closed else 0
-        ) + self.memory.pending()
+        ) + self._memory.pending()
 
     def own_sources(self) -> list[Source]:
         """The client's own records not yet acknowledged: its spool, then memory."""
         spool = self.spool
-        return ([spool] if spool is not None and not spool.closed else []) + [self.memory]
+        return ([spool] if spool is not None and not spool.closed else []) + [self._memory]
 
     def reset_after_fork(self) -> None:
         """In a forked child: forget the parent's spool, lock and thread.
@@ -272,13 +272,13 @@ class Delivery:
         them; the parent still owns its spool and keeps sending it. The child
         opens a spool file of its own on its first log call.
         """
-        self.lock = threading.RLock()
+        self._lock = threading.RLock()
         self._adopt_lock = threading.Lock()
-        for spool in [self.spool, *self.adopted]:
+        for spool in [self.spool, *self._adopted]:
             if spool is not None:
                 _INHERITED.extend(spool.abandon())
         self.spool = None
-        self.adopted = []
+        self._adopted = []
         self.sender = None
         self._next_scan = time.monotonic() + ADOPT_INTERVAL
         self._new_memory()
@@ -288,7 +288,7 @@ class Delivery:
     def _to_memory(self, rows: list[tuple[float, str]], exc: BaseException | None) -> None:
         """The spool could not take these rows: keep them in the bounded memory queue."""
         self._fallback_count += len(rows)
-        self.memory.put([body for _, body in rows])
+        self._memory.put([body for _, body in rows])
         if exc is not None:
             self.warn_once(
                 f"log-collector: cannot write the spool ({exc!r}); "
@@ -302,14 +302,14 @@ class Delivery:
     def _retire_spool(self, why: str, spool: Spool | None = None) -> None:
         """Our own spool is corrupt: set it aside, salvage it into a fresh one."""
         spool = spool or self.spool
-        if spool is None or spool is not self.spool or not self.lock.acquire(blocking=False):
+        if spool is None or spool is not self.spool or not self._lock.acquire(blocking=False):
             return
         try:
             self.spool = None
             # Abandoned, not closed: closing a corrupt file can fail half-way.
             _INHERITED.extend(spool.abandon())
         finally:
-            self.lock.release()
+            self._lock.release()
         self._quarantine(spool.path, why)
 
     def _quarantine(self, path: Path, why: str) -> None:
@@ -332,14 +332,14 @@ class Delivery:
             return
         if source is self.spool:
             self._retire_spool(str(exc), source)  # type: ignore[arg-type]
-        elif source in self.adopted:
+        elif source in self._adopted:
             with self._adopt_lock:
-                self.adopted.remove(source)  # type: ignore[arg-type]
+                self._adopted.remove(source)  # type: ignore[arg-type]
             _INHERITED.extend(source.abandon())  # type: ignore[attr-defined]
             self._quarantine(source.path, str(exc))
 
     def _new_memory(self) -> None:
-        self.memory = MemoryQueue(self.settings.fallback_capacity, self.count_drop)
+        self._memory = MemoryQueue(self.settings.fallback_capacity, self.count_drop)
 
     def warn_once(self, message: str) -> None:
         if not self._warned_fallback:
@@ -347,10 +347,10 @@ class Delivery:
             logger.warning(message)
 
     def _sources(self) -> list[Source]:
-        return self.own_sources() + list(self.adopted)
+        return self.own_sources() + list(self._adopted)
 
     def _ensure_sender(self) -> Sender:
-        with self.lock:
+        with self._lock:
             if self.sender is not None and self.sender.alive:
                 return self.sender
             s = self.settings
@@ -367,14 +367,14 @@ class Delivery:
                 on_error=self._source_failed,
                 sleep=self._sleep,
             )
-            if not self.closed:
+            if not self._closed:
                 self.sender.start()
             return self.sender
 
     def _drained(self, source: Source) -> None:
-        if source in self.adopted:
+        if source in self._adopted:
             with self._adopt_lock:
-                self.adopted.remove(source)  # type: ignore[arg-type]
+                self._adopted.remove(source)  # type: ignore[arg-type]
             source.close()  # type: ignore[attr-defined]
 
     def _orphans_waiting(self) -> bool:
@@ -392,13 +392,13 @@ class Delivery:
         with self._adopt_lock:
             self._next_scan = now + ADOPT_INTERVAL
             s = self.settings
-            own = {sp.path for sp in [self.spool, *self.adopted] if sp is not None}
+            own = {sp.path for sp in [self.spool, *self._adopted] if sp is not None}
             for path in candidates(s.spool_dir, exclude=own):
                 try:
                     adopted = Spool.adopt(
                         path, target_url=s.server_url, durability=s.durability, clock=self._clock
                     )
-                    self.adopted.append(adopted)
+                    self._adopted.append(adopted)
                     if adopted.drop_notice:
                         self._announce(adopted, True)
                 except NotAdoptable:
