@@ -42,6 +42,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -99,22 +100,21 @@ def make_bodies(batches: int) -> list[bytes]:
     return bodies
 
 
-def post_all(base_url: str, bodies: list[bytes], threads: int) -> float:
-    """POST every body once from ``threads`` sessions; return the seconds it took."""
-    work: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
-    for body in bodies:
-        work.put(body)
+def drain(
+    items: list[Any], threads: int, make_handler: Callable[[], Callable[[Any], None]]
+) -> float:
+    """Hand every item to a handler from ``threads`` threads (``make_handler``
+    is called once in each, so each can own a session); the seconds it took."""
+    work: queue.SimpleQueue[Any] = queue.SimpleQueue()
+    for item in items:
+        work.put(item)
     for _ in range(threads):
         work.put(None)
-    failures: list[str] = []
-    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
 
     def worker() -> None:
-        with requests.Session() as session:
-            while (body := work.get()) is not None:
-                response = session.post(f"{base_url}/logs", data=body, headers=headers)
-                if response.status_code != 200 or response.json()["accepted"] != BATCH_SIZE:
-                    failures.append(f"{response.status_code} {response.text[:200]}")
+        handle = make_handler()
+        while (item := work.get()) is not None:
+            handle(item)
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
     started = time.perf_counter()
@@ -122,7 +122,25 @@ def post_all(base_url: str, bodies: list[bytes], threads: int) -> float:
         thread.start()
     for thread in pool:
         thread.join()
-    elapsed = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def post_all(base_url: str, bodies: list[bytes], threads: int) -> float:
+    """POST every body once from ``threads`` sessions; return the seconds it took."""
+    failures: list[str] = []
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+
+    def poster() -> Callable[[bytes], None]:
+        session = requests.Session()
+
+        def post(body: bytes) -> None:
+            response = session.post(f"{base_url}/logs", data=body, headers=headers)
+            if response.status_code != 200 or response.json()["accepted"] != BATCH_SIZE:
+                failures.append(f"{response.status_code} {response.text[:200]}")
+
+        return post
+
+    elapsed = drain(bodies, threads, poster)
     if failures:
         raise RuntimeError(f"{len(failures)} batches failed, first: {failures[0]}")
     return elapsed
@@ -301,9 +319,7 @@ def measure_store_alone(store: str, bodies: list[bytes], warmup: list[bytes], th
         now = time.time()
         return [normalise_all(decode_body(b, True, Limits()), now).rows for b in batch_bodies]
 
-    work: queue.SimpleQueue[list | None] = queue.SimpleQueue()
-    for rows in rows_of(bodies):
-        work.put(rows)
+    batches = rows_of(bodies)
     database = postgres_database() if store == "postgres" else sqlite_database()
     with database as db_url:
         target = open_store(db_url)
@@ -312,20 +328,8 @@ def measure_store_alone(store: str, bodies: list[bytes], warmup: list[bytes], th
             for rows in rows_of(warmup):
                 target.insert(rows)
 
-            def worker() -> None:
-                while (rows := work.get()) is not None:
-                    target.insert(rows)
-
-            pool = [threading.Thread(target=worker) for _ in range(threads)]
-            for _ in pool:
-                work.put(None)
             with CpuMeter(os.getpid()) as meter:
-                started = time.perf_counter()
-                for thread in pool:
-                    thread.start()
-                for thread in pool:
-                    thread.join()
-                elapsed = time.perf_counter() - started
+                elapsed = drain(batches, threads, lambda: target.insert)
             stored = target.stats()["total_logs"]
         finally:
             target.close()
