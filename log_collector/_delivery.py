@@ -79,8 +79,6 @@ class Delivery:
         if self._orphans_waiting():
             self._ensure_sender()
 
-    # -- the producer's side ----------------------------------------------
-
     def append(self, created_at: float, body: str) -> None:
         # No getpid() here: the after-fork hook has already reset a forked child.
         spool = self.spool
@@ -128,8 +126,6 @@ class Delivery:
 
     def count_drop(self, reason: str, n: int) -> None:
         self._dropped[reason] = self._dropped.get(reason, 0) + n
-
-    # -- delivery ----------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything handed over before this call is acknowledged
@@ -282,8 +278,6 @@ class Delivery:
         self.sender = None
         self._next_scan = time.monotonic() + ADOPT_INTERVAL
         self._new_memory()
-
-    # -- internals ---------------------------------------------------------
 
     def _to_memory(self, rows: list[tuple[float, str]], exc: BaseException | None) -> None:
         """The spool could not take these rows: keep them in the bounded memory queue."""

@@ -236,8 +236,6 @@ class AsyncLogClient:
 
             install_global_error_handler(self)
 
-    # -- logging ---------------------------------------------------------
-
     def log(
         self,
         level: Any = _MISSING,
@@ -337,8 +335,6 @@ class AsyncLogClient:
             fields.setdefault("stack_trace", "<unavailable>")
         self.log(level, message, auto_caller, **fields)
 
-    # -- timers ----------------------------------------------------------
-
     def start_timer(self) -> float:
         return time.perf_counter()
 
@@ -407,8 +403,6 @@ class AsyncLogClient:
 
         return wrapper
 
-    # -- contexts (static, as in the older client) -----------------------
-
     set_request_context = staticmethod(_context.set_request_context)
     clear_request_context = staticmethod(_context.clear_request_context)
     get_request_context = staticmethod(_context.get_request_context)
@@ -416,8 +410,6 @@ class AsyncLogClient:
     clear_user_context = staticmethod(_context.clear_user_context)
     get_user_context = staticmethod(_context.get_user_context)
     user_context = staticmethod(_context.user_context)
-
-    # -- delivery --------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until everything logged before this call is acknowledged (or
@@ -450,13 +442,9 @@ class AsyncLogClient:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    # -- stats -----------------------------------------------------------
-
     def stats(self) -> dict[str, Any]:
         """Counters and the state of the spool, for dashboards and tests."""
         return self._delivery.stats()
-
-    # -- internals -------------------------------------------------------
 
     def _append(self, created_at: float, body: str) -> None:
         self._delivery.append(created_at, body)

@@ -109,8 +109,6 @@ class Sender:
         self._troubles: set[str] = set()
         self._thread: threading.Thread | None = None
 
-    # -- control ---------------------------------------------------------
-
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._thread.start()
@@ -152,8 +150,6 @@ class Sender:
         self._interrupt.wait(seconds)
         if not self._halt.is_set():
             self._interrupt.clear()
-
-    # -- the loop --------------------------------------------------------
 
     def _run(self) -> None:
         try:

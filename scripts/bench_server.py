@@ -56,9 +56,6 @@ BUDGET_RECORDS_PER_S = 50_000
 PIPELINE_BUDGET_RECORDS_PER_S = 20_000
 
 
-# --- the load ----------------------------------------------------------------------------
-
-
 def uuid7() -> str:
     """A time-ordered UUID (RFC 9562 version 7), as our client makes event ids."""
     value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10))
@@ -146,8 +143,6 @@ def post_all(base_url: str, bodies: list[bytes], threads: int) -> float:
     return elapsed
 
 
-# --- where the CPU went ------------------------------------------------------------------
-
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -206,9 +201,6 @@ class CpuMeter:
     def __exit__(self, *exc_info: object) -> None:
         end = self._sample()
         self.used = {key: end[key] - self._start[key] for key in end}
-
-
-# --- a server in its own process ---------------------------------------------------------
 
 
 def _free_port() -> int:
@@ -277,9 +269,6 @@ def sqlite_database() -> Iterator[str]:
 
 def stored_count(base_url: str) -> int:
     return requests.get(f"{base_url}/stats", timeout=60).json()["total_logs"]
-
-
-# --- the figures -------------------------------------------------------------------------
 
 
 @dataclass

@@ -130,9 +130,6 @@ def pick_port() -> int:
     raise SystemExit("chaos: no free port")
 
 
-# -- the server -----------------------------------------------------------------
-
-
 class Server:
     def __init__(self, db_url: str, port: int, logfile: Path) -> None:
         self.db_url, self.port, self.logfile = db_url, port, logfile
@@ -180,9 +177,6 @@ class Server:
     @property
     def up(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-
-# -- the clients ----------------------------------------------------------------
 
 
 @dataclass
@@ -334,9 +328,6 @@ class Client:
             self.start()
 
 
-# -- the store ------------------------------------------------------------------
-
-
 def admin_connect(pg_url: str) -> Any:
     import psycopg
 
@@ -387,9 +378,6 @@ def spool_status(dirs: list[Path]) -> list[dict[str, Any]]:
     return [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
 
 
-# -- the run --------------------------------------------------------------------
-
-
 class Chaos:
     def __init__(self, args: argparse.Namespace, workdir: Path, db_url: str) -> None:
         self.args = args
@@ -424,8 +412,6 @@ class Chaos:
         """Seconds of outage that overflow client 1's spool, with a margin."""
         per_record = 460
         return SMALL_SPOOL / (self.args.rate * THREADS * 0.7 * per_record) * 1.5 + 1
-
-    # -- faults --
 
     def outage(self, seconds: float) -> None:
         self.server.kill()

@@ -142,8 +142,6 @@ class Spool:
         self._wal_fd_lock = threading.Lock()  # close() must not close it mid-fsync
         self.write_snapshot(force=True)
 
-    # -- opening ---------------------------------------------------------
-
     @classmethod
     def create(
         cls, directory: Path, *, target_url: str, service: str | None = None, **options: Any
@@ -210,8 +208,6 @@ class Spool:
         except BaseException:
             os.close(fd)
             raise
-
-    # -- producer side ---------------------------------------------------
 
     def append(self, created_at: float, body: str) -> None:
         """Durably store one record before returning (or hand it to the fallback)."""
@@ -355,8 +351,6 @@ class Spool:
         if rows:
             with self._exclusive():
                 self._write(rows)
-
-    # -- consumer side (the sender thread) -------------------------------
 
     def read_batch(self, limit: int) -> list[Row]:
         """The oldest ``limit`` rows, by id. Nothing is removed until ``ack``."""
@@ -603,8 +597,6 @@ class Spool:
         self._forget(count, freed)
         self._note_drop("max_record_age", count)
 
-    # -- inspection ------------------------------------------------------
-
     def pending(self) -> int:
         return 0 if self.closed else self._rows - len(self._undeleted)
 
@@ -644,8 +636,6 @@ class Spool:
             after = rows[-1][0]
             for _, body in rows:
                 yield body
-
-    # -- closing ---------------------------------------------------------
 
     def close(self, *, remove_if_empty: bool = True) -> int:
         """Close the file; remove it when nothing is left. Returns the rows left."""
@@ -694,8 +684,6 @@ class Spool:
             _INHERITED.add((st.st_dev, st.st_ino))
             os.close(self._lock_fd)
         return [self._wconn]
-
-    # -- counters --------------------------------------------------------
 
     def _persist_drop(self, reason: str, n: int) -> None:
         """The drop counter in meta; the caller's transaction makes it atomic with the drop."""
