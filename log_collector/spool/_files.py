@@ -1,4 +1,5 @@
-"""Spool files no live client holds: finding, inspecting, salvaging, moving aside."""
+"""Spool files from the outside: the status snapshot a live spool writes for
+``status``; finding, inspecting, salvaging and moving aside files no live client holds."""
 
 from __future__ import annotations
 
@@ -101,6 +102,21 @@ def _read_snapshot(path: Path) -> dict[str, Any]:
     doc["oldest_age"] = None if oldest is None else max(0.0, now - oldest)
     doc["snapshot_age"] = max(0.0, now - doc.pop("written_at", now))
     return doc
+
+
+def write_snapshot(path: Path, doc: dict[str, Any]) -> None:
+    """Write the status snapshot of the live spool ``path`` (read by ``_read_snapshot``):
+    to a temporary name, then renamed, so a reader never sees half of it.
+    Best effort: a full disk only makes it stale."""
+    final = f"{path}{SNAPSHOT_SUFFIX}"
+    tmp = f"{final}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(doc, out)
+        os.replace(tmp, final)
+    except OSError as exc:
+        logger.debug("log-collector: cannot write the status snapshot %s: %s", final, exc)
 
 
 def spool_files(paths: list[Path]) -> list[Path]:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import collections
 import contextlib
-import itertools
 import json
 import math
 import os
@@ -12,7 +10,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +42,8 @@ from ._base import (
     _size,
     logger,
 )
-from ._files import read_meta
+from ._files import read_meta, write_snapshot
+from ._mirror import Mirror
 
 
 def _run_of(ids: list[int]) -> tuple[int, int] | None:
@@ -122,12 +121,8 @@ class Spool:
         ).fetchone()
         self._dead = self._wconn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
         self._next_id = last_id + 1
-        # Exactly the rows of ``records``, in id order, while ``_mirrored``;
-        # changed only by the thread holding the connection.
-        self._mirror: collections.deque[Row] = collections.deque()
-        self._mirror_bytes = 0
-        self._mirror_max = mirror_bytes
-        self._mirrored = self._rows == 0
+        # Changed only by the thread holding the connection.
+        self._mirror = Mirror(mirror_bytes, active=self._rows == 0)
         # A lower bound on the oldest created_at in ``records`` (-inf: unknown).
         # max_record_age scans the table only once the cutoff passes it, not
         # on every read: about once per max_record_age while delivery keeps up.
@@ -286,8 +281,8 @@ class Spool:
                 conn.execute(_INSERT, (self._next_id, created_at, body))
                 if created_at < self._min_created:
                     self._min_created = created_at
-                if self._mirrored:
-                    self._mirror_add(((self._next_id, body),), size)
+                if self._mirror.active:
+                    self._mirror.add(((self._next_id, body),), size)
             else:
                 # A drop, its counter and the new rows commit together: a kill
                 # in between can never leave a drop uncounted.
@@ -302,8 +297,8 @@ class Spool:
                 except BaseException:
                     _rollback(conn)
                     raise
-                if self._mirrored:
-                    self._mirror_add([(first + i, b) for i, (_, b) in enumerate(rows)], size)
+                if self._mirror.active:
+                    self._mirror.add([(first + i, b) for i, (_, b) in enumerate(rows)], size)
                 if rows:
                     self._min_created = min(self._min_created, min(c for c, _ in rows))
             self._next_id += len(rows)
@@ -358,10 +353,10 @@ class Spool:
             self._expire()
         if self._undeleted:
             self._retry_deletes()
-        if self._mirrored:
+        if self._mirror.active:
             with self._exclusive():
-                if self._mirrored and not self.closed:
-                    return list(itertools.islice(self._mirror, limit))
+                if self._mirror.active and not self.closed:
+                    return self._mirror.head(limit)
         skip = self._undeleted
         rows = self._read("SELECT id, body FROM records ORDER BY id LIMIT ?", (limit + len(skip),))
         return [row for row in rows if row[0] not in skip][:limit] if skip else rows
@@ -385,7 +380,7 @@ class Spool:
                     # The server has these rows: remember them (ids only grow in
                     # this process), never send them again, delete them later.
                     self._undeleted.update(ids[start:])
-                    self._mirror_stop()  # the copy still holds them; reads skip them
+                    self._mirror.stop()  # the copy still holds them; reads skip them
                     logger.warning(
                         "log-collector: cannot delete sent rows from %s: %s", self.path, exc
                     )
@@ -407,17 +402,10 @@ class Spool:
             "DELETE FROM records WHERE id BETWEEN ? AND ?", (lo, hi)
         ).rowcount
         if deleted == len(ids):
-            if self._mirrored:
-                mirror = self._mirror
-                if len(mirror) >= deleted and mirror[0][0] == lo and mirror[deleted - 1][0] == hi:
-                    for _ in range(deleted):  # the oldest rows, the usual ack
-                        mirror.popleft()
-                    self._mirror_bytes -= nbytes
-                else:
-                    self._mirror_stop()
+            self._mirror.remove_oldest(lo, hi, deleted, nbytes)  # the usual ack
             self._forget(deleted, nbytes)
         else:  # drop_oldest took some of them meanwhile (a full spool): count again
-            self._mirror_stop()
+            self._mirror.stop()
             self._changed = True
             self._rows, self._bytes = self._wconn.execute(
                 f"SELECT count(*), coalesce(sum({_BYTES}), 0) FROM records"
@@ -470,7 +458,7 @@ class Spool:
     def requeue_dead_letters(self) -> int:
         """Put every dead letter back in ``records`` (after the server was fixed)."""
         with self._exclusive() as conn:
-            self._mirror_stop()
+            self._mirror.stop()
             self._min_created = -math.inf  # dead letters come back with their old times
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -536,8 +524,7 @@ class Spool:
         """What ``log-collector status`` shows for this spool while it is locked.
 
         From the in-memory totals and one lookup by id, so it never scans a
-        backlog; written to a temporary name and renamed, so a reader never
-        sees half of it. Best effort: a full disk only makes it stale.
+        backlog; at most once per ``SNAPSHOT_EVERY`` unless ``force``.
         """
         now = time.monotonic()
         if self.closed or (not force and now - self._snapshot_at < SNAPSHOT_EVERY):
@@ -555,15 +542,7 @@ class Spool:
             "dropped": dict(self.counters.dropped),
             "written_at": time.time(),
         }
-        final = f"{self.path}{SNAPSHOT_SUFFIX}"
-        tmp = f"{final}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump(doc, out)
-            os.replace(tmp, final)
-        except OSError as exc:
-            logger.debug("log-collector: cannot write the status snapshot %s: %s", final, exc)
+        write_snapshot(self.path, doc)
 
     def _expire(self) -> None:
         assert self._max_record_age is not None
@@ -585,7 +564,7 @@ class Spool:
     def _drop_expired(
         self, conn: sqlite3.Connection, cutoff: float, count: int, freed: int
     ) -> None:
-        self._mirror_stop()
+        self._mirror.stop()
         conn.execute("BEGIN IMMEDIATE")  # the drop and its counter together
         try:
             conn.execute("DELETE FROM records WHERE created_at < ?", (cutoff,))
@@ -743,7 +722,7 @@ class Spool:
         """Delete these rows (those still there); return (rows deleted, bytes freed)."""
         if not ids:
             return 0, 0
-        self._mirror_stop()
+        self._mirror.stop()
         freed = self._wconn.execute(
             f"DELETE FROM records WHERE id IN (SELECT value FROM json_each(?)) RETURNING {_BYTES}",
             (json.dumps(ids),),
@@ -755,20 +734,5 @@ class Spool:
         self._changed = True
         self._rows -= rows
         self._bytes -= nbytes
-        if self._rows == 0 and not self._mirrored:  # empty: mirrored again, trivially
-            self._mirror_stop()
-            self._mirrored = True
-
-    def _mirror_add(self, rows: Sequence[Row], nbytes: int) -> None:
-        """Committed appends. Called holding the connection."""
-        if self._mirror_bytes + nbytes > self._mirror_max:
-            self._mirror_stop()  # a backlog: reads go to SQLite until it drains
-            return
-        self._mirror.extend(rows)
-        self._mirror_bytes += nbytes
-
-    def _mirror_stop(self) -> None:
-        """The table changed in a way the mirror does not follow. Holding the connection."""
-        self._mirrored = False
-        self._mirror.clear()
-        self._mirror_bytes = 0
+        if self._rows == 0 and not self._mirror.active:
+            self._mirror.restart()
