@@ -11,14 +11,17 @@ each test record carries. Waits are on conditions with deadlines, never on durat
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
 import os
 import pickle
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
+import tempfile
 import time
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -41,12 +44,20 @@ WORKERS = 3
 
 
 def spooled(path: Path) -> list[dict]:
-    """The records a spool file holds, read without locking or changing it."""
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    try:
-        return [json.loads(body) for (body,) in conn.execute("SELECT body FROM records")]
-    finally:
-        conn.close()
+    """The records a spool file holds, read from a copy of the file and its WAL, without
+    locking or changing it. Not from the file itself: once its owner has exited, a living
+    client may adopt it at its next scan for orphans, and then holds it in exclusive locking
+    mode, where any other connection's read fails with "database is locked"."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / path.name
+        for suffix in ("", "-wal"):
+            with contextlib.suppress(FileNotFoundError):  # no WAL: all of it is in the file
+                shutil.copyfile(f"{path}{suffix}", f"{copy}{suffix}")
+        conn = sqlite3.connect(f"file:{copy}?mode=ro", uri=True)
+        try:
+            return [json.loads(body) for (body,) in conn.execute("SELECT body FROM records")]
+        finally:
+            conn.close()
 
 
 def pid_of(spool: Path | str) -> int:
