@@ -12,13 +12,14 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import uvicorn
 from psycopg.rows import dict_row
+
+from log_collector._migrations import sql_files
 
 
 def closed_port() -> int:
@@ -36,6 +37,12 @@ def database_url(admin_url: str, dbname: str) -> str:
 # --- reading back what was stored --------------------------------------------------------
 
 
+def migration_steps(db_url: str) -> list[str]:
+    """The names of every numbered migration of ``db_url``'s kind, in order."""
+    kind = "sqlite" if db_url.startswith("sqlite:") else "postgres"
+    return [name for name, _ in sql_files(kind)]
+
+
 def stored_rows(db_url: str) -> list[dict[str, Any]]:
     """Every row of ``logs`` in id order, with values in one shape for both stores:
     times as Unix seconds, enums and UUIDs as strings, metadata as a dict.
@@ -48,8 +55,8 @@ def stored_rows(db_url: str) -> list[dict[str, Any]]:
         finally:
             conn.close()
         for row in rows:
-            row["created_at"] = datetime.fromisoformat(row["created_at"]).timestamp()
-            row["received_at"] = datetime.fromisoformat(row["received_at"]).timestamp()
+            row["created_at"] = row["created_at"] / 1_000_000
+            row["received_at"] = row["received_at"] / 1_000_000
             row["metadata"] = json.loads(row["metadata"]) if row["metadata"] else None
             row["deleted"] = bool(row["deleted"])
         return rows

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 import uuid
 
 import pytest
+import sqlite_utils
 from server_helpers import stored_rows
+from sqlite_utils.migrations import Migrations
 
+from log_collector._migrations import split_statements, sql_files
 from log_collector.server import open_store
 from log_collector.server.store.base import ROW_COLUMNS, StoreUnavailable
 from log_collector.server.validate import normalise
@@ -95,3 +99,63 @@ def test_a_batch_larger_than_one_statement_is_stored_whole_with_its_counts(tmp_p
         store.close()
     messages = [r["message"] for r in stored_rows(f"sqlite:///{tmp_path}/logs.db")]
     assert ["repeated", *(f"m{i}" for i in range(2_499))] == messages
+
+
+def test_a_database_made_before_integer_times_keeps_every_row_and_time(tmp_path):
+    """0002 rebuilds logs with integer times: rows written with text times by
+    0001's schema come through with their ids, values and exact microseconds."""
+    path = tmp_path / "logs.db"
+    first_name, first_sql = sql_files("sqlite")[0]
+    only_first = Migrations("log-collector-sqlite")
+
+    @only_first(name=first_name)
+    def _first(db: sqlite_utils.Database) -> None:
+        for statement in split_statements(first_sql):
+            db.execute(statement)
+
+    conn = sqlite3.connect(path)
+    only_first.apply(sqlite_utils.Database(conn))
+    old_event = str(uuid.uuid4())
+    conn.execute(
+        "INSERT INTO logs (id, created_at, service, message, user_id, event_id, received_at) "
+        "VALUES (7, '2024-05-01T12:00:00.000001+00:00', 's', 'old', 'u1', ?, "
+        "'2024-05-01T12:00:01.999999+00:00'), "
+        "(9, '1970-01-01T00:00:00.000000+00:00', 's', 'epoch', NULL, NULL, "
+        "'2038-01-19T03:14:08.500000+00:00')",
+        (old_event,),
+    )
+    conn.commit()
+    conn.close()
+
+    store = migrated(tmp_path)
+    assert (1, 0) == store.insert([row("new")])
+    # The old event_ids still deduplicate after the rebuild.
+    assert (0, 1) == store.insert([normalise({"message": "again", "event_id": old_event}, NOW)])
+    store.close()
+
+    conn = sqlite3.connect(path)
+    times = conn.execute("SELECT id, created_at, received_at FROM logs ORDER BY id").fetchall()
+    readable = conn.execute(
+        "SELECT id, created_at, received_at FROM logs_iso ORDER BY id"
+    ).fetchall()
+    indexes = {
+        name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
+    }
+    conn.close()
+    may_2024 = 1_714_564_800_000_000
+    assert [
+        (7, may_2024 + 1, may_2024 + 1_999_999),
+        (9, 0, 2_147_483_648_500_000),
+    ] == times[:2]
+    assert round(NOW * 1_000_000) == times[2][2]
+    assert [
+        (7, "2024-05-01T12:00:00.000001+00:00", "2024-05-01T12:00:01.999999+00:00"),
+        (9, "1970-01-01T00:00:00.000000+00:00", "2038-01-19T03:14:08.500000+00:00"),
+    ] == readable[:2]
+    assert {
+        "idx_service_level_time",
+        "idx_error_time",
+        "idx_user_time",
+        "idx_trace",
+        "idx_logs_event_id",
+    } <= indexes

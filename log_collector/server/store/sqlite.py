@@ -19,7 +19,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,27 +89,10 @@ _UNAVAILABLE_CODES = {
 }
 
 
-def iso_time(seconds: float) -> str:
-    """Unix seconds as fixed-width ISO 8601 UTC text, which sorts like the times it holds."""
-    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")
-
-
-class _IsoTimes:
-    """``iso_time`` for a batch: the records of a batch share a few seconds, so
-    the date and time of each second is formatted once and the microseconds appended."""
-
-    def __init__(self) -> None:
-        self._seconds: dict[int, str] = {}
-
-    def __call__(self, seconds: float) -> str:
-        whole = int(seconds)
-        micros = round((seconds - whole) * 1_000_000)
-        if micros == 1_000_000:
-            whole, micros = whole + 1, 0
-        prefix = self._seconds.get(whole)
-        if prefix is None:
-            prefix = self._seconds[whole] = iso_time(whole)[:19]
-        return f"{prefix}.{micros:06d}+00:00"
+def microseconds(seconds: float) -> int:
+    """Unix seconds as the store keeps times: whole microseconds since the epoch
+    (see migrations/sqlite/0002_times_as_integer_microseconds.sql)."""
+    return round(seconds * 1_000_000)
 
 
 class _Pending:
@@ -204,18 +186,17 @@ class SQLiteStore:
     def insert(self, rows: Sequence[Row]) -> tuple[int, int]:
         if not rows:
             return 0, 0
-        to_iso = _IsoTimes()
         # The rows of one request share their received_at: converted once.
         received = rows[0][-1]
-        received_iso = to_iso(received)
+        received_us = microseconds(received)
         params: list[Any] = []
         extend = params.extend
         for row in rows:
             extend(
                 (
-                    to_iso(row[0]),
+                    microseconds(row[0]),
                     *row[1:-1],
-                    received_iso if row[-1] == received else to_iso(row[-1]),
+                    received_us if row[-1] == received else microseconds(row[-1]),
                 )
             )
         pending = _Pending(params, len(rows))
@@ -314,7 +295,7 @@ class SQLiteStore:
             yield self._reader
 
     def stats(self) -> dict[str, Any]:
-        since = iso_time(time.time() - RECENT_ERRORS_WINDOW_S)
+        since = microseconds(time.time() - RECENT_ERRORS_WINDOW_S)
         with self._reading() as conn:
             # One read transaction: the four figures come from one snapshot.
             conn.execute("BEGIN")
