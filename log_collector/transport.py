@@ -130,6 +130,22 @@ def encode_batch(bodies: list[str], *, compress: bool) -> bytes:
     return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0) if compress else data
 
 
+class _Bearer(requests.auth.AuthBase):
+    """The API key, as ``Authorization: Bearer``. Given to requests as the
+    session's auth rather than as a header: requests replaces an Authorization
+    header with credentials it finds in ~/.netrc for the host (a netrc
+    ``default`` entry matches every host), but never an explicit auth.
+    https://requests.readthedocs.io/en/latest/user/authentication/#netrc-authentication
+    """
+
+    def __init__(self, key: str) -> None:
+        self._value = f"Bearer {key}"
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = self._value
+        return request
+
+
 class HttpTransport:
     """POSTs batches with one reused ``requests.Session`` (made in the sender's thread)."""
 
@@ -140,16 +156,33 @@ class HttpTransport:
             "Content-Type": "application/json",
             "User-Agent": f"log-collector-durable/{__version__}",
         }
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._auth = _Bearer(api_key) if api_key else None
         self._session: requests.Session | None = None
+
+    def _new_session(self) -> requests.Session:
+        """A session with the environment's settings for ``url`` read once.
+
+        requests reads the proxy variables, the CA-bundle variables and ~/.netrc
+        on every request, a quarter of the sender's CPU per post here; they are
+        read here instead, by requests' own functions, and the session stops
+        reading them. A session is made again after every failed send, so a
+        changed environment is picked up then.
+        """
+        session = requests.Session()
+        settings = session.merge_environment_settings(self.url, {}, None, None, None)
+        session.proxies = settings["proxies"]
+        session.verify = settings["verify"]
+        session.cert = settings["cert"]
+        session.auth = self._auth or requests.utils.get_netrc_auth(self.url)
+        session.trust_env = False
+        return session
 
     def send(self, body: bytes, *, gzipped: bool, count: int) -> Outcome:
         headers = dict(self._headers)
         if gzipped:
             headers["Content-Encoding"] = "gzip"
         if self._session is None:
-            self._session = requests.Session()
+            self._session = self._new_session()
         try:
             response = self._session.post(
                 self.url, data=body, headers=headers, timeout=self.timeout

@@ -296,6 +296,68 @@ def test_send_posts_json_with_the_bearer_key_and_a_user_agent(receiver):
     assert None is request.header("Content-Encoding")
 
 
+def test_the_bearer_key_wins_over_credentials_in_netrc(receiver, tmp_path, monkeypatch):
+    """requests replaces an Authorization header with ~/.netrc credentials for the
+    host, and a netrc ``default`` entry matches every host: the key must still go."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("default login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    receiver.require_api_key = "k1"
+    transport = HttpTransport(f"{receiver.url}/logs", timeout=5, api_key="k1")
+
+    outcome = transport.send(b'{"logs":[{"event_id":"a"}]}', gzipped=False, count=1)
+
+    assert "Bearer k1" == receiver.requests[-1].header("Authorization")
+    assert (Kind.ACKED, [{"event_id": "a"}]) == (outcome.kind, receiver.records)
+
+
+def test_without_a_key_netrc_credentials_are_sent(receiver, tmp_path, monkeypatch):
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password pw\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    transport = HttpTransport(f"{receiver.url}/logs", timeout=5)
+
+    transport.send(b'{"logs":[]}', gzipped=False, count=0)
+
+    assert "Basic c29tZW9uZTpwdw==" == receiver.requests[-1].header("Authorization")
+
+
+def test_a_proxy_from_the_environment_carries_the_post(receiver, monkeypatch):
+    """The receiver stands in for the proxy: it gets the request in absolute form."""
+    for name in ("NO_PROXY", "no_proxy", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", receiver.url)
+    transport = HttpTransport("http://logs.example.invalid/logs", timeout=5)
+
+    outcome = transport.send(b'{"logs":[{"event_id":"a"}]}', gzipped=False, count=1)
+
+    assert (Kind.ACKED, [{"event_id": "a"}]) == (outcome.kind, receiver.records)
+    assert "http://logs.example.invalid/logs" == receiver.requests[-1].path
+
+
+def test_no_proxy_sends_straight_to_the_server(receiver, monkeypatch):
+    for name in ("NO_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", DEAD_URL.removesuffix("/logs"))
+    monkeypatch.setenv("no_proxy", "127.0.0.1")
+    transport = HttpTransport(f"{receiver.url}/logs", timeout=5)
+
+    outcome = transport.send(b'{"logs":[{"event_id":"a"}]}', gzipped=False, count=1)
+
+    assert (Kind.ACKED, "/logs") == (outcome.kind, receiver.requests[-1].path)
+
+
+def test_a_ca_bundle_from_the_environment_is_used(monkeypatch, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+
+    transport = HttpTransport("https://logs.example.invalid/logs", timeout=5)
+
+    assert str(bundle) == transport._new_session().verify
+
+
 def test_send_marks_a_gzipped_body_so_the_server_gunzips_it(receiver):
     transport = HttpTransport(f"{receiver.url}/logs", timeout=5)
     bodies = [json.dumps({"event_id": str(i)}) for i in range(150)]
