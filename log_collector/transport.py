@@ -163,10 +163,10 @@ class HttpTransport:
         """A session with the environment's settings for ``url`` read once.
 
         requests reads the proxy variables, the CA-bundle variables and ~/.netrc
-        on every request, a quarter of the sender's CPU per post here; they are
-        read here instead, by requests' own functions, and the session stops
-        reading them. A session is made again after every failed send, so a
-        changed environment is picked up then.
+        on every request: a fifth to a quarter of the sender's CPU per post here.
+        They are read here instead, by requests' own functions, and the session
+        stops reading them. A session is made again after every failed send, so
+        a changed environment is picked up then.
         """
         session = requests.Session()
         settings = session.merge_environment_settings(self.url, {}, None, None, None)
