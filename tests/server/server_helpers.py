@@ -34,13 +34,13 @@ def database_url(admin_url: str, dbname: str) -> str:
     return urlunsplit(parts._replace(path=f"/{dbname}"))
 
 
-# --- reading back what was stored --------------------------------------------------------
-
-
 def migration_steps(db_url: str) -> list[str]:
     """The names of every numbered migration of ``db_url``'s kind, in order."""
     kind = "sqlite" if db_url.startswith("sqlite:") else "postgres"
     return [name for name, _ in sql_files(kind)]
+
+
+# --- reading back what was stored --------------------------------------------------------
 
 
 def stored_rows(db_url: str) -> list[dict[str, Any]]:
