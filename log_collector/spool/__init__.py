@@ -3,8 +3,10 @@
 The producer side (``Spool.append``) runs on application threads; the
 consumer side (``read_batch``, ``ack``, ``dead_letter``) runs on the sender
 thread. This package is the one place that holds SQL for spool files:
-``_base`` (names, limits, errors, opening a file), ``_spool`` (the open
-``Spool``), ``_files`` (files no live client holds: status, salvage).
+``_base`` (names, limits, errors, opening a file), ``_connection`` (the one
+write connection: group commit, spool-full policy, drop counters), ``_spool``
+(the open ``Spool``: reads, acks, checkpoints, closing), ``_files`` (files no
+live client holds: status, salvage).
 
 Files are named ``<pid>-<token>.spool`` in the spool directory. The owner holds
 an exclusive ``flock`` on the file for as long as it lives, so any other
