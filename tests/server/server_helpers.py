@@ -40,7 +40,7 @@ def migration_steps(db_url: str) -> list[str]:
     return [name for name, _ in sql_files(kind)]
 
 
-# --- reading back what was stored --------------------------------------------------------
+# reading back what was stored
 
 
 def stored_rows(db_url: str) -> list[dict[str, Any]]:
@@ -73,7 +73,7 @@ def stored_messages(db_url: str) -> list[str]:
     return [row["message"] for row in stored_rows(db_url)]
 
 
-# --- requests ----------------------------------------------------------------------------
+# requests
 
 
 def record(message: str = "hello", **fields: Any) -> dict[str, Any]:
@@ -85,7 +85,7 @@ def gzip_json(document: Any) -> bytes:
     return gzip.compress(json.dumps(document).encode("utf-8"))
 
 
-# --- a real server -----------------------------------------------------------------------
+# a real server
 
 
 @contextlib.contextmanager

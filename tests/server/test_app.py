@@ -24,7 +24,7 @@ def as_json(document: object) -> bytes:
     return json.dumps(document).encode()
 
 
-# --- the small routes ----------------------------------------------------------------------
+# the small routes
 
 
 def test_root_answers_like_the_original_server(server_url):
@@ -53,7 +53,7 @@ def test_stats_has_the_original_shape_and_counts(server_url):
     } == requests.get(f"{server_url}/stats").json()
 
 
-# --- POST /logs ----------------------------------------------------------------------------
+# POST /logs
 
 
 def test_a_batch_is_stored_and_acknowledged_with_counts(server_url, db_url):
@@ -104,7 +104,7 @@ def test_an_empty_batch_is_acknowledged(server_url):
     )
 
 
-# --- whole-request refusals: status, message, and nothing stored ----------------------------
+# whole-request refusals: status, message, and nothing stored
 
 SMALL = Limits(max_body_bytes=20_000, max_decompressed_bytes=50_000, max_records=10)
 
@@ -197,7 +197,7 @@ def test_a_gzip_bomb_is_refused_with_bounded_memory(db_url, serve):
     assert 200 == post(url, as_json({"logs": [record("after the bomb")]})).status_code
 
 
-# --- the store down ------------------------------------------------------------------------
+# the store down
 
 
 def test_a_store_that_cannot_be_reached_is_a_503_and_not_ready(serve):
@@ -211,7 +211,7 @@ def test_a_store_that_cannot_be_reached_is_a_503_and_not_ready(serve):
     assert 200 == requests.get(f"{url}/healthz").status_code
 
 
-# --- CORS ----------------------------------------------------------------------------------
+# CORS
 
 
 def test_configured_origins_may_post_from_a_browser(sqlite_url, serve):

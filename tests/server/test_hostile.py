@@ -74,7 +74,7 @@ COLUMN_KEYS = {*TEXT_LIMITS, *ENUMS, "created_at", "duration_ms", "metadata", "e
 SERVER_KEYS = ("id", "deleted", "received_at")
 
 
-# --- a server in its own process -------------------------------------------------------------
+# a server in its own process
 
 
 @dataclass
@@ -153,7 +153,7 @@ def hostile_server(
         server.assert_healthy()
 
 
-# --- reading rows back by event_id -----------------------------------------------------------
+# reading rows back by event_id
 
 _READ_COLUMNS = [*TEXT_LIMITS, *ENUMS, "metadata", "event_id"]
 
@@ -217,7 +217,7 @@ def same_json(expected: Any, stored: Any) -> bool:
     return True
 
 
-# --- generating hostile bodies ---------------------------------------------------------------
+# generating hostile bodies
 
 SQL = [
     "'; DROP TABLE logs; --",
@@ -587,7 +587,7 @@ def bodies(draw: st.DrawFn) -> Body:
     )
 
 
-# --- the reference ---------------------------------------------------------------------------
+# the reference
 
 
 SERVER_RECURSION_LIMIT = sys.getrecursionlimit()
@@ -718,7 +718,7 @@ def test_fuzzed_bodies_at_length(hostile_server):
     fuzz(hostile_server, max_examples=3000)
 
 
-# --- specific hostile bodies -----------------------------------------------------------------
+# specific hostile bodies
 
 
 @pytest.mark.parametrize(
@@ -811,7 +811,7 @@ def test_a_mixed_batch_stores_the_good_records_and_rejects_each_bad_one(server_u
     assert {"nested": [{"a": None}], "order_id": 7} == rows[2]["metadata"]
 
 
-# --- gzip bombs ------------------------------------------------------------------------------
+# gzip bombs
 
 
 def _bomb(members: int) -> bytes:
@@ -847,7 +847,7 @@ def test_gzip_bombs_are_refused_and_the_server_process_memory_stays_bounded(tmp_
         assert 200 == ok.status_code
 
 
-# --- slow and lying clients ------------------------------------------------------------------
+# slow and lying clients
 
 SLOW = Limits(body_timeout=2.0)
 
@@ -975,7 +975,7 @@ def test_a_connection_trickling_its_headers_does_not_stall_other_clients(slow_li
             _post_ok(slow_limit_server, f"meanwhile {index}")
 
 
-# --- header abuse ----------------------------------------------------------------------------
+# header abuse
 
 _BODY = b'{"logs": []}'
 
@@ -1036,7 +1036,7 @@ def test_abusive_request_heads_get_a_4xx_or_a_close_never_a_5xx_or_a_hang(
     _post_ok(slow_limit_server, "after")
 
 
-# --- API keys --------------------------------------------------------------------------------
+# API keys
 
 KEYS = ["secret-1", "a-longer-second-secret"]
 

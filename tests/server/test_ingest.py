@@ -39,7 +39,7 @@ def rejection(record: object) -> str:
     return str(caught.value)
 
 
-# --- Content-Encoding ----------------------------------------------------------------------
+# Content-Encoding
 
 
 @pytest.mark.parametrize("header", [None, "", "identity", " Identity "])
@@ -60,7 +60,7 @@ def test_other_encodings_are_refused_with_415(header):
     assert f"Content-Encoding '{header}' is not supported" in caught.value.message
 
 
-# --- gzip ----------------------------------------------------------------------------------
+# gzip
 
 
 def test_gunzip_returns_the_original_bytes():
@@ -99,7 +99,7 @@ def test_broken_gzip_is_a_400(data, message):
     assert caught.value.message.startswith(message)
 
 
-# --- the body ------------------------------------------------------------------------------
+# the body
 
 
 def test_a_body_is_an_object_holding_a_logs_array():
@@ -185,7 +185,7 @@ def test_limits_must_be_positive():
         Limits(max_records=0)
 
 
-# --- one record: columns and metadata -------------------------------------------------------
+# one record: columns and metadata
 
 
 def test_known_keys_go_to_columns_and_the_others_to_metadata():
@@ -241,7 +241,7 @@ def test_null_is_the_same_as_missing():
     assert row_of({"message": "m"}) == row_of({"message": "m", "level": None, "user_id": None})
 
 
-# --- one record: normalisation --------------------------------------------------------------
+# one record: normalisation
 
 
 @pytest.mark.parametrize(
@@ -309,7 +309,7 @@ def test_event_ids_are_stored_in_canonical_form():
     assert EVENT_ID == row_of({"message": "m", "event_id": EVENT_ID.replace("-", "")})["event_id"]
 
 
-# --- one record: rejections -----------------------------------------------------------------
+# one record: rejections
 
 NOT_FINITE = "duration_ms: expected a finite number"
 
@@ -385,7 +385,7 @@ def test_one_bad_record_never_fails_its_batch():
     assert [1, 2] == [r["index"] for r in batch.rejected]
 
 
-# --- the fast path gives the same rows as normalise -----------------------------------------
+# the fast path gives the same rows as normalise
 
 _text = st.text(max_size=12)
 _values = st.one_of(
