@@ -32,6 +32,12 @@ from ._base import (
 )
 from ._mirror import Mirror
 
+# Adds to a counter row of meta (drops by reason, drops announced), made if missing.
+_ADD_TO_COUNTER = (
+    "INSERT INTO meta(key, value) VALUES (?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value"
+)
+
 
 class SpoolConnection:
     """The one write connection of a spool file this process has locked."""
@@ -252,11 +258,7 @@ class SpoolConnection:
     def _persist_drop(self, reason: str, n: int) -> None:
         """The drop counter in meta; the caller's transaction makes it atomic with the drop."""
         if n > 0:
-            self._wconn.execute(
-                "INSERT INTO meta(key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
-                (f"dropped:{reason}", n),
-            )
+            self._wconn.execute(_ADD_TO_COUNTER, (f"dropped:{reason}", n))
 
     def _note_drop(self, reason: str, n: int) -> None:
         """Count a committed drop in memory; warn once per episode."""
@@ -279,9 +281,7 @@ class SpoolConnection:
             if self.closed:
                 return
             conn.executemany(
-                "INSERT INTO meta(key, value) VALUES (?, ?) "
-                "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
-                [(f"announced:{reason}", n) for reason, n in dropped.items()],
+                _ADD_TO_COUNTER, [(f"announced:{reason}", n) for reason, n in dropped.items()]
             )
 
     def _load_drop_counters(self) -> None:
