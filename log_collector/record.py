@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .common.vocabulary import LEVELS
 from .context import _request_context, _user_context
 
 if TYPE_CHECKING:
     from .config import Settings
 
-LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
 _LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
 
