@@ -5,12 +5,14 @@ log_collector.server --db URL --port N`` runs it.
 """
 
 from .app import create_app
+from .connections import ConnectionLimits
 from .ingest import Limits
 from .run import DEFAULT_DB_URL, migrate, serve
 from .store import StoreUnavailable, open_store
 
 __all__ = [
     "DEFAULT_DB_URL",
+    "ConnectionLimits",
     "Limits",
     "StoreUnavailable",
     "create_app",

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from . import DEFAULT_DB_URL, StoreUnavailable, serve
+from .connections import ConnectionLimits
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,12 +21,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--no-access-log", action="store_true")
+    parser.add_argument(
+        "--header-timeout",
+        type=float,
+        default=ConnectionLimits.header_timeout,
+        help="seconds a connection has to send a request's headers (then closed)",
+    )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=ConnectionLimits.max_connections,
+        help="open connections at most (lowered to fit the open-files limit)",
+    )
     args = parser.parse_args(argv)
     try:
+        connections = ConnectionLimits(args.header_timeout, args.max_connections)
         serve(
             args.db,
             args.host,
             args.port,
+            connections=connections,
             workers=args.workers,
             log_level=args.log_level,
             access_log=not args.no_access_log,

@@ -4,9 +4,10 @@ Checking each value with a Python function call costs more than storing it.
 Here each column is checked at once with builtins that loop in C (``set``,
 ``map``, ``min``/``max``, one regex over the joined event ids); only a column
 that fails the batch-wide check is searched value by value. The fast path
-accepts a record only when every value is one ``validate.normalise`` would
-store unchanged; every other record is left to ``normalise``, so both paths
-give the same rows (tests/server/test_ingest.py checks it).
+accepts a record only when every value is one ``validate.coerce`` would
+store unchanged and report nothing for; every other record is left to
+``coerce``, so both paths give the same rows (tests/server/test_ingest.py
+checks it).
 """
 
 from __future__ import annotations
@@ -17,18 +18,9 @@ from collections.abc import Callable
 from itertools import repeat
 from typing import Any
 
+from ..common.vocabulary import ENVIRONMENTS, LEVELS, LOG_TYPES, METHODS, TEXT_LIMITS
 from .store.base import ROW_COLUMNS, Row
-from .validate import (
-    DEFAULTS,
-    ENVIRONMENTS,
-    FIELDS,
-    LEVELS,
-    LOG_TYPES,
-    METHODS,
-    MILLISECONDS_FROM,
-    TEXT_LIMITS,
-    encode_metadata,
-)
+from .validate import DEFAULTS, FIELDS, MAX_SECONDS, MIN_SECONDS, encode_metadata
 
 # fast_rows fills the columns before these three in a loop, then these.
 assert ROW_COLUMNS[-3:] == ("metadata", "event_id", "received_at")
@@ -53,7 +45,7 @@ def fast_rows(
     encode: Callable[[dict[str, Any]], str] = encode_metadata,
 ) -> tuple[list[Row | None], set[int]]:
     """Rows for the records taken as they are, and the indexes of the others,
-    whose places in the list hold rows that must be replaced by ``normalise``'s.
+    whose places in the list hold rows that must be replaced by ``coerce``'s.
     ``encode`` writes the metadata JSON (``validate.encode_finite_metadata``
     when the records are known to hold only finite numbers).
     """
@@ -80,7 +72,8 @@ def _unusual(name: str, values: list[Any]) -> list[int] | range:
     """Indexes of the values of column ``name`` the fast path cannot store as they are."""
     present = [v for v in values if v is not None]
     if not present:
-        return [] if name != "message" else range(len(values))  # message is required
+        # A record without a message is coerced (stored as "", reported).
+        return [] if name != "message" else range(len(values))
     types = set(map(type, present))
     if name in _CANONICAL:
         if types == {str} and set(present) <= _CANONICAL[name]:
@@ -92,8 +85,9 @@ def _unusual(name: str, values: list[Any]) -> list[int] | range:
             if v is not None and (type(v) is not str or v not in canonical)
         ]
     if name == "created_at" or name == "duration_ms":
-        high = MILLISECONDS_FROM if name == "created_at" else math.inf
-        low = 0.0 if name == "created_at" else -math.inf
+        # Times past MAX_SECONDS are out of range or milliseconds: coerce decides.
+        high = MAX_SECONDS if name == "created_at" else math.inf
+        low = MIN_SECONDS if name == "created_at" else -math.inf
         # A NaN or an infinity makes the sum NaN or infinite.
         if (
             types == {float}

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import json
 import os
+import sys
 from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any
 
 from .app import create_app
+from .connections import (
+    ACCEPT_BATCH,
+    BoundedH11Protocol,
+    ConnectionLimits,
+    configure_process,
+    rate_limit_server_logs,
+)
 from .ingest import Limits
 from .store import open_store
 
@@ -23,6 +32,14 @@ _WORKER_CONFIG_ENV = "LOG_COLLECTOR_SERVE_CONFIG"
 # of the server's CPU. At this threshold most die before a collection.
 # https://docs.python.org/3/library/gc.html#gc.set_threshold
 _GC_YOUNG_THRESHOLD = 50_000
+# Allocations from this size up get their own mmap, returned to the system
+# when freed. glibc raises its threshold (128 KiB at first) to the size of
+# each mmapped block freed, up to 32 MiB, so after the first request body
+# freed every later body came from the heap arenas, whose free space glibc
+# keeps: RSS stayed at its peak after the bodies were gone. Setting it fixes
+# the threshold. https://man7.org/linux/man-pages/man3/mallopt.3.html
+_MMAP_THRESHOLD = 1024 * 1024
+_M_MMAP_THRESHOLD = -3
 
 
 def migrate(db_url: str) -> list[str]:
@@ -45,6 +62,7 @@ def serve(
     api_keys: str | Iterable[str] | None = None,
     cors_origins: str | Iterable[str] | None = None,
     limits: Limits | None = None,
+    connections: ConnectionLimits | None = None,
     workers: int = 1,
     log_level: str = "info",
     access_log: bool = True,
@@ -54,21 +72,28 @@ def serve(
     Migrations run first, in this process: a database that cannot be reached
     or migrated fails here with StoreUnavailable (one clear error) instead of
     in every worker, and workers never race to migrate.
+    ``connections``: header timeout and connection cap (connections.py).
     Example: ``serve("sqlite:///./logs.db", port=8000)``.
     """
     import uvicorn
 
     migrate(db_url)
+    connections = connections or ConnectionLimits()
     options: dict[str, Any] = {
         "host": host,
         "port": port,
         "log_level": log_level,
         "access_log": access_log,
+        "http": BoundedH11Protocol,
+        "backlog": ACCEPT_BATCH,
     }
     if workers == 1:
         app = create_app(db_url, api_keys=api_keys, cors_origins=cors_origins, limits=limits)
-        _tune_gc()
-        uvicorn.run(app, **options)
+        _own_process(connections)
+        config = uvicorn.Config(app, **options)
+        # After uvicorn configured logging, which would not keep the filters.
+        rate_limit_server_logs()
+        uvicorn.Server(config).run()
         return
     # Worker processes import the app by name, so the settings go by environment.
     os.environ[_WORKER_CONFIG_ENV] = json.dumps(
@@ -77,6 +102,7 @@ def serve(
             "api_keys": _as_list(api_keys),
             "cors_origins": _as_list(cors_origins),
             "limits": asdict(limits) if limits else None,
+            "connections": asdict(connections),
         }
     )
     uvicorn.run(
@@ -97,13 +123,30 @@ def app_from_environment() -> Any:
         cors_origins=config["cors_origins"],
         limits=limits,
     )
-    _tune_gc()
+    _own_process(ConnectionLimits(**config["connections"]))
+    rate_limit_server_logs()
     return app
 
 
+def _own_process(connections: ConnectionLimits) -> None:
+    """Settings for a process that only serves: called by serve() and its
+    workers, which own their process, never by create_app(), which may be
+    embedded."""
+    configure_process(connections)
+    _tune_gc()
+    _return_large_buffers()
+
+
+def _return_large_buffers() -> None:
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None)
+            libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+        except (OSError, AttributeError):
+            pass  # not glibc (musl has no mallopt): its own allocator's policy
+
+
 def _tune_gc() -> None:
-    """Collect less often in a process that only serves: called by serve(),
-    which owns its process, never by create_app(), which may be embedded."""
     # The modules and the app live as long as the process: frozen, the
     # collector no longer traverses them in every full collection.
     # https://docs.python.org/3/library/gc.html#gc.freeze

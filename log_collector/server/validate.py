@@ -1,10 +1,39 @@
 """The rules for one record: which key goes to which column, what each column
-accepts, what is normalised (DESIGN.md section 6).
+accepts, what is normalised, and what happens to a value that does not fit
+(DESIGN.md section 6).
 
-``normalise`` turns one decoded record into a row (``store.base.ROW_COLUMNS``
-order) or raises ``Rejected`` with the reason sent back to the client, so one
-bad record never fails its batch. It is the definition; ``fastpath`` only
-speeds up the records it would leave unchanged.
+``coerce`` turns one decoded record into a row (``store.base.ROW_COLUMNS``
+order) and the fields it had to coerce. A value that does not fit its column
+(an unknown enum value, a wrong type, an over-long string, a bad event_id, a
+non-object metadata, a time outside 1970-2200, a number too large for a
+float) leaves the column its safe default or NULL, and the original value is
+kept in the row's metadata under ``_invalid``::
+
+    {"message": "m", "environment": "qa", "log_type": 7}
+    -> environment "development", log_type "BACKEND",
+       metadata {"_invalid": {"environment": "qa", "log_type": 7}}
+
+The choices where a value has more than one safe form:
+
+- an over-long string keeps its first characters (up to the column's length)
+  in the column, and the whole string under ``_invalid``;
+- a missing, null or non-text ``message`` is stored as "" (the column is
+  NOT NULL); a non-text one is kept under ``_invalid``;
+- ``created_at`` outside 1970-01-01 to 2200-01-01 becomes ``received_at``;
+  the milliseconds rule (a number past 1e11 is milliseconds, as JavaScript's
+  ``Date.now()`` sends) applies to numbers and numeric strings, never to an
+  ISO 8601 time;
+- a bad ``event_id`` becomes NULL (a made-up id could merge two records);
+- NaN or Infinity inside metadata is kept as its text ("NaN", "Infinity");
+- text no store can hold (NUL, an unpaired UTF-16 surrogate) has each such
+  character replaced by U+FFFD; a surrogate pair sent as two raw halves
+  becomes its character. Only when ``check_text`` is asked.
+
+A user's own ``_invalid`` key, when the server also needs one, is kept inside
+the server's as ``_invalid._invalid``. ``Rejected`` is raised only when
+nothing of a record can be stored: it is not a JSON object, or its metadata is
+nested too deeply to encode. ``fastpath`` only speeds up the records
+``coerce`` would leave unchanged.
 """
 
 from __future__ import annotations
@@ -18,11 +47,31 @@ from typing import Any
 
 import orjson
 
+from ..common.vocabulary import (
+    ENVIRONMENT_ALIASES,
+    ENVIRONMENTS,
+    LEVEL_ALIASES,
+    LEVELS,
+    LOG_TYPES,
+    METHODS,
+    TEXT_LIMITS,
+)
 from .store.base import Row
+
+INVALID_KEY = "_invalid"
 
 
 class Rejected(Exception):
-    """One record cannot be stored; the message is the reason sent back to the client."""
+    """One record cannot be stored at all; the message is the reason sent back to the client."""
+
+
+class Unfit(Exception):
+    """One value does not fit its column: the message says why, ``fallback`` is
+    what the column gets instead (None: the column's default or NULL)."""
+
+    def __init__(self, reason: str, fallback: Any = None):
+        super().__init__(reason)
+        self.fallback = fallback
 
 
 def _json_type(value: Any) -> str:
@@ -38,6 +87,15 @@ def _json_type(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+def _shown(value: Any) -> str:
+    """``value`` for a reason: its repr, cut to 40 characters."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past sys.get_int_max_str_digits()
+        return "a number too long to show"
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
 def _text(name: str, max_chars: int | None) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         kind = type(value)
@@ -45,11 +103,17 @@ def _text(name: str, max_chars: int | None) -> Callable[[Any], str]:
             text = value
         elif kind is int or kind is float:
             # A numeric user id or trace id is still that id: store its digits.
-            text = str(value)
+            try:
+                text = str(value)
+            except ValueError:  # past sys.get_int_max_str_digits()
+                raise Unfit(f"{name}: a number too long to write as text") from None
         else:
-            raise Rejected(f"{name}: expected a string, got {_json_type(value)}")
+            raise Unfit(f"{name}: expected a string, got {_json_type(value)}")
         if max_chars is not None and len(text) > max_chars:
-            raise Rejected(f"{name}: {len(text)} characters, over the limit of {max_chars}")
+            raise Unfit(
+                f"{name}: {len(text)} characters, over the limit of {max_chars}",
+                fallback=text[:max_chars],
+            )
         return text
 
     return convert
@@ -65,35 +129,20 @@ def _enum(name: str, values: tuple[str, ...], aliases: dict[str, str]) -> Callab
 
     def convert(value: Any) -> str:
         if type(value) is not str:
-            raise Rejected(f"{name}: expected one of {expected}, got {_json_type(value)}")
+            raise Unfit(f"{name}: expected one of {expected}, got {_json_type(value)}")
         found = lookup.get(value) or lookup.get(value.strip().lower())
         if found is None:
-            shown = value if len(value) <= 40 else value[:40] + "..."
-            raise Rejected(f"{name}: {shown!r} is not one of {expected}")
+            raise Unfit(f"{name}: {_shown(value)} is not one of {expected}")
         return found
 
     return convert
 
 
-LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
-LOG_TYPES = ("BACKEND", "FRONTEND", "MOBILE", "IOT", "WORKER")
-ENVIRONMENTS = ("production", "staging", "development", "test", "local")
-METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS")
-
-_LEVEL_ALIASES = {"warning": "WARN", "critical": "FATAL"}
-_ENVIRONMENT_ALIASES = {
-    "prod": "production",
-    "prd": "production",
-    "stage": "staging",
-    "stg": "staging",
-    "dev": "development",
-    "develop": "development",
-    "testing": "test",
-}
-
-# Year 10000 does not fit either database's timestamp; before 1970 is not a log.
-_MAX_TIMESTAMP = 253402300800.0
-# Seconds past this are milliseconds (JavaScript's Date.now()): as seconds it
+# The times a log may carry: from the Unix epoch to 2200-01-01T00:00:00Z.
+# Anything else is a clock or unit error; both databases could hold more.
+MIN_SECONDS = 0.0
+MAX_SECONDS = 7_258_118_400.0
+# Numbers past this are milliseconds (JavaScript's Date.now()): as seconds it
 # would be the year 5138.
 MILLISECONDS_FROM = 1e11
 
@@ -101,42 +150,52 @@ MILLISECONDS_FROM = 1e11
 def _timestamp(value: Any) -> float:
     kind = type(value)
     if kind is float or kind is int:
-        seconds = float(value)
+        seconds = _number_seconds(value)
     elif kind is str:
         seconds = _parse_time_text(value)
     else:
-        raise Rejected(
+        raise Unfit(
             f"created_at: expected Unix seconds or an ISO 8601 string, got {_json_type(value)}"
         )
-    if seconds >= MILLISECONDS_FROM:
-        seconds /= 1000.0
-    if not 0.0 <= seconds < _MAX_TIMESTAMP:  # also false for NaN
-        raise Rejected(f"created_at: {value!r} is out of range")
+    if not MIN_SECONDS <= seconds < MAX_SECONDS:  # also false for NaN
+        raise Unfit(f"created_at: {_shown(value)} is outside 1970-01-01 to 2200-01-01")
     return seconds
+
+
+def _number_seconds(value: float) -> float:
+    try:
+        seconds = float(value)
+    except OverflowError:  # an int past 2**1024
+        raise Unfit(f"created_at: {_shown(value)} is outside 1970-01-01 to 2200-01-01") from None
+    return seconds / 1000.0 if seconds >= MILLISECONDS_FROM else seconds
 
 
 def _parse_time_text(text: str) -> float:
     try:
-        return float(text)
+        return _number_seconds(float(text))
     except ValueError:
         pass
     try:
         moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        shown = text if len(text) <= 40 else text[:40] + "..."
-        raise Rejected(f"created_at: {shown!r} is not an ISO 8601 time") from None
-    if moment.tzinfo is None:
-        # A time without an offset is taken as UTC, as the original server did
-        # with TIMESTAMP columns.
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
+        if moment.tzinfo is None:
+            # A time without an offset is taken as UTC, as the original server
+            # did with TIMESTAMP columns.
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    except (ValueError, OverflowError):
+        raise Unfit(f"created_at: {_shown(text)} is not an ISO 8601 time") from None
 
 
 def _duration(value: Any) -> float:
     kind = type(value)
-    if (kind is float or kind is int) and math.isfinite(value):
-        return float(value)
-    raise Rejected(f"duration_ms: expected a finite number, got {_json_type(value)}")
+    if kind is float or kind is int:
+        try:
+            number = float(value)
+        except OverflowError:  # an int past 2**1024
+            number = math.inf
+        if math.isfinite(number):
+            return number
+    raise Unfit(f"duration_ms: expected a finite number, got {_json_type(value)}")
 
 
 def _event_id(value: Any) -> str:
@@ -145,38 +204,22 @@ def _event_id(value: Any) -> str:
             return str(uuid.UUID(value))
         except ValueError:
             pass
-    raise Rejected(f"event_id: expected a UUID string, got {_json_type(value)}")
+    raise Unfit(f"event_id: expected a UUID string, got {_json_type(value)}")
 
 
 def _metadata(value: Any) -> dict[str, Any]:
     if type(value) is dict:
         return value
-    raise Rejected(f"metadata: expected an object, got {_json_type(value)}")
+    raise Unfit(f"metadata: expected an object, got {_json_type(value)}")
 
-
-# The text columns and their lengths (None: TEXT) in migrations/postgres/0001_logs.sql.
-TEXT_LIMITS: dict[str, int | None] = {
-    "service": 100,
-    "service_version": 50,
-    "trace_id": 100,
-    "user_id": 255,
-    "session_id": 100,
-    "error_type": 200,
-    "message": None,
-    "stack_trace": None,
-    "path": 500,
-    "action_type": 50,
-    "function_name": 300,
-    "file_path": 1000,
-}
 
 # Keys that name a column, each with its converter. id, deleted and
 # received_at are the server's: a record carrying them keeps them in metadata.
 FIELDS: dict[str, Callable[[Any], Any]] = {
     "created_at": _timestamp,
-    "level": _enum("level", LEVELS, _LEVEL_ALIASES),
+    "level": _enum("level", LEVELS, LEVEL_ALIASES),
     "log_type": _enum("log_type", LOG_TYPES, {}),
-    "environment": _enum("environment", ENVIRONMENTS, _ENVIRONMENT_ALIASES),
+    "environment": _enum("environment", ENVIRONMENTS, ENVIRONMENT_ALIASES),
     "method": _enum("method", METHODS, {}),
     **{name: _text(name, limit) for name, limit in TEXT_LIMITS.items()},
     "duration_ms": _duration,
@@ -194,6 +237,7 @@ DEFAULTS: dict[str, Any] = {
     "environment": "development",
     "service_version": "v0.0.0-dev",
 }
+MISSING_MESSAGE = "message: required; stored as an empty string"
 
 
 def _json_encoder() -> Callable[[dict[str, Any]], str]:
@@ -236,38 +280,51 @@ def encode_finite_metadata(value: dict[str, Any]) -> str:
         return _json_encode(value)
 
 
-def normalise(record: Any, received_at: float, check_text: bool = False) -> Row:
-    """One record as a row in ``ROW_COLUMNS`` order; Rejected when it cannot be stored.
+def coerce(record: Any, received_at: float, check_text: bool = False) -> tuple[Row, dict[str, str]]:
+    """One record as a row in ``ROW_COLUMNS`` order, and ``{field: reason}`` for
+    each field that did not fit (empty when none); Rejected when nothing of it
+    can be stored.
 
-    ``received_at`` also stands in for a missing ``created_at``.
+    ``received_at`` also stands in for a missing or unusable ``created_at``.
     ``check_text`` walks every string for NUL and unpaired surrogates, which
     no store can hold (``ingest`` asks for it when the body may contain one).
     """
     if type(record) is not dict:
         raise Rejected(f"a record must be a JSON object, got {_json_type(record)}")
+    coerced: dict[str, str] = {}
     if check_text:
-        _check_text(record)
+        record = _clean_record(record, coerced)
     values: dict[str, Any] = {}
     extra: dict[str, Any] = {}
+    invalid: dict[str, Any] = {}
     for key, value in record.items():
         convert = FIELDS.get(key)
         if convert is None:
             extra[key] = value
         elif value is not None:
-            values[key] = convert(value)
+            try:
+                values[key] = convert(value)
+            except Unfit as exc:
+                invalid[key] = value
+                coerced[key] = str(exc)
+                if exc.fallback is not None:
+                    values[key] = exc.fallback
     get = values.get
     message = get("message")
     if message is None:
-        raise Rejected("message: required")
+        message = ""
+        coerced.setdefault("message", MISSING_MESSAGE)
     metadata = get("metadata")
     if extra:
         # Top-level fields win over the same key in an explicit metadata
         # object: they are what the caller passed to the log call itself.
         metadata = {**metadata, **extra} if metadata else extra
-    try:
-        metadata_json = encode_metadata(metadata) if metadata else None
-    except ValueError:
-        raise Rejected("metadata: NaN and Infinity are not JSON") from None
+    if invalid:
+        metadata = dict(metadata) if metadata else {}
+        if INVALID_KEY in metadata:
+            invalid[INVALID_KEY] = metadata[INVALID_KEY]
+        metadata[INVALID_KEY] = invalid
+    metadata_json = _encode_row_metadata(metadata, coerced) if metadata else None
     return (
         get("created_at", received_at),
         get("level", DEFAULTS["level"]),
@@ -290,21 +347,125 @@ def normalise(record: Any, received_at: float, check_text: bool = False) -> Row:
         metadata_json,
         get("event_id"),
         received_at,
-    )
+    ), coerced
 
 
-def _check_text(value: Any) -> None:
-    if type(value) is str:
-        if "\x00" in value:
-            raise Rejected("text contains a NUL character, which the store cannot hold")
+def normalise(record: Any, received_at: float, check_text: bool = False) -> Row:
+    """``coerce``'s row alone."""
+    return coerce(record, received_at, check_text)[0]
+
+
+def _encode_row_metadata(metadata: dict[str, Any], coerced: dict[str, str]) -> str:
+    try:
         try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise Rejected("text contains an unpaired UTF-16 surrogate") from None
-    elif type(value) is dict:
-        for key, item in value.items():
-            _check_text(key)
-            _check_text(item)
-    elif type(value) is list:
-        for item in value:
-            _check_text(item)
+            return encode_metadata(metadata)
+        except ValueError:
+            pass
+        # NaN or Infinity somewhere: JSON has no such numbers, so each is kept
+        # as its text, and the top-level keys holding one are reported.
+        finite = {key: _finite(value) for key, value in metadata.items()}
+        for key, value in finite.items():
+            if value is not metadata[key] and key != INVALID_KEY:
+                coerced.setdefault(key, f"{key}: NaN or Infinity, kept as text")
+        return encode_metadata(finite)
+    except RecursionError:
+        raise Rejected("metadata: nested too deeply to store") from None
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN and infinity replaced by its text; ``value``
+    itself when it holds none."""
+    return _rebuild(value, _finite_number)
+
+
+def _finite_number(value: Any) -> Any:
+    if type(value) is not float or math.isfinite(value):
+        return value
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+
+
+class _Frame:
+    """One container being rebuilt by ``_rebuild``."""
+
+    __slots__ = ("changed", "child", "is_dict", "items", "key", "out", "source")
+
+    def __init__(self, source: dict[Any, Any] | list[Any]):
+        self.source = source
+        self.is_dict = type(source) is dict
+        self.items: Any = iter(source.items()) if self.is_dict else iter(source)  # type: ignore[union-attr]
+        self.out: list[Any] = []
+        self.changed = False
+        self.key: Any = None
+        self.child: Any = None
+
+
+def _rebuild(root: Any, fix: Callable[[Any], Any]) -> Any:
+    """``root`` with ``fix`` applied to every key and every value that is not a
+    container; ``root`` itself, and each container itself, when ``fix``
+    changed nothing in it. A loop, not recursion: a value may be nested as
+    deep as the decoder allows."""
+    if type(root) is not dict and type(root) is not list:
+        return fix(root)
+    stack = [_Frame(root)]
+    while True:
+        frame = stack[-1]
+        for item in frame.items:
+            if frame.is_dict:
+                key, value = item
+                new_key = fix(key)
+                if new_key is not key:
+                    frame.changed = True
+            else:
+                new_key, value = None, item
+            if type(value) is dict or type(value) is list:
+                frame.key, frame.child = new_key, value
+                stack.append(_Frame(value))
+                break
+            new_value = fix(value)
+            if new_value is not value:
+                frame.changed = True
+            frame.out.append((new_key, new_value) if frame.is_dict else new_value)
+        else:
+            stack.pop()
+            built: Any = frame.source
+            if frame.changed:
+                built = dict(frame.out) if frame.is_dict else frame.out
+            if not stack:
+                return built
+            parent = stack[-1]
+            if built is not parent.child:
+                parent.changed = True
+            parent.out.append((parent.key, built) if parent.is_dict else built)
+
+
+def _clean_record(record: dict[str, Any], coerced: dict[str, str]) -> dict[str, Any]:
+    """``record`` with text no store can hold replaced, each top-level key
+    holding some reported in ``coerced``; ``record`` itself when it holds none."""
+    cleaned: dict[str, Any] = {}
+    changed = False
+    for key, value in record.items():
+        new_key, new_value = _clean(key), _clean(value)
+        if new_key is not key or new_value is not value:
+            changed = True
+            coerced.setdefault(
+                new_key, f"{new_key}: NUL or an unpaired surrogate replaced by U+FFFD"
+            )
+        cleaned[new_key] = new_value
+    return cleaned if changed else record
+
+
+def _clean(value: Any) -> Any:
+    return _rebuild(value, _clean_text)
+
+
+def _clean_text(text: Any) -> Any:
+    if type(text) is not str:
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A pair of surrogates becomes its character; a lone one, U+FFFD.
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if "\x00" in text:
+        text = text.replace("\x00", "\ufffd")
+    return text

@@ -71,23 +71,26 @@ def test_a_gzip_batch_is_stored(server_url, db_url):
 
 
 def test_bad_records_are_rejected_alone_and_the_rest_is_stored(server_url, db_url):
+    # A value that does not fit is coerced (the record stored, reported); only
+    # what is not a record is rejected.
     logs = [record("good 1"), record("bad", level="LOUD"), "not a record", record("good 2")]
     response = post(server_url, as_json({"logs": logs}))
     assert 200 == response.status_code
     assert {
         "status": "ok",
         "count": 4,
-        "accepted": 2,
+        "accepted": 3,
         "duplicates": 0,
-        "rejected": [
+        "rejected": [{"index": 2, "reason": "a record must be a JSON object, got a string"}],
+        "coerced": [
             {
                 "index": 1,
+                "fields": ["level"],
                 "reason": "level: 'LOUD' is not one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL",
-            },
-            {"index": 2, "reason": "a record must be a JSON object, got a string"},
+            }
         ],
     } == response.json()
-    assert ["good 1", "good 2"] == stored_messages(db_url)
+    assert ["good 1", "bad", "good 2"] == stored_messages(db_url)
 
 
 def test_the_same_batch_sent_twice_is_stored_once(server_url, db_url):
@@ -126,7 +129,7 @@ def refused(response: requests.Response) -> tuple[int, str]:
         (b"not gzip", GZIP, 400, "body is not valid gzip"),
         (
             as_json({"logs": [{"message": "m"}]}),
-            {"Content-Encoding": "br"},
+            {"Content-Type": "application/json", "Content-Encoding": "br"},
             415,
             "Content-Encoding 'br' is not supported: send gzip or no encoding",
         ),
@@ -178,7 +181,12 @@ def test_a_streamed_body_is_refused_once_it_passes_the_limit(small_server, sqlit
         yield b'"}]}'
 
     # A generator body goes out chunked, without a Content-Length to check first.
-    response = requests.post(f"{small_server}/logs", data=chunks(), timeout=30)
+    response = requests.post(
+        f"{small_server}/logs",
+        data=chunks(),
+        headers={"Content-Type": "application/json"},
+        timeout=30,
+    )
     assert (413, "body is over the limit of 20000 bytes") == refused(response)
 
 
@@ -246,3 +254,33 @@ def test_cors_origins_can_come_from_the_environment(sqlite_url, serve, monkeypat
     url = serve(create_app(sqlite_url))
     response = requests.get(f"{url}/", headers={"Origin": "https://b.example"})
     assert "https://b.example" == response.headers["access-control-allow-origin"]
+
+
+# Content-Type: JSON only, so a cross-site browser post needs a CORS preflight
+
+
+@pytest.mark.parametrize(
+    ("content_type", "got"),
+    [
+        (None, "none"),
+        ("text/plain", "'text/plain'"),
+        ("application/x-www-form-urlencoded", "'application/x-www-form-urlencoded'"),
+        ("multipart/form-data; boundary=x", "'multipart/form-data; boundary=x'"),
+    ],
+)
+def test_a_body_that_is_not_declared_json_is_415_and_not_stored(
+    server_url, db_url, content_type, got
+):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = requests.post(
+        f"{server_url}/logs", data=as_json({"logs": [record()]}), headers=headers
+    )
+    assert (415, f"Content-Type must be application/json, got {got}") == refused(response)
+    assert [] == stored_messages(db_url)
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON"])
+def test_application_json_with_parameters_or_any_case_is_stored(sqlite_url, serve, content_type):
+    url = serve(create_app(sqlite_url))
+    response = post(url, as_json({"logs": [record("json")]}), {"Content-Type": content_type})
+    assert (200, ["json"]) == (response.status_code, stored_messages(sqlite_url))

@@ -1,6 +1,7 @@
 """Hostile input at the ingest server (issue 5, item 5): whatever a client sends,
 the answer is never a 5xx, the server process survives with bounded memory,
-and every record it did not reject is stored exactly as sent.
+only what is not a JSON object is rejected, and every other record is stored
+as sent, each value the server coerced kept under ``metadata._invalid``.
 
 The fuzzing runs against a real server process per store (``python -m
 log_collector.server``), so a crash, a leak or a traceback in its log is seen.
@@ -637,31 +638,84 @@ def expected_status(body: Body) -> tuple[int, Any]:
     return 200, document
 
 
-def check_stored(server: ServerProcess, records: list[Any], rejected: set[int]) -> None:
-    """Every record not rejected is stored, its text verbatim, its metadata
-    the same JSON (its ``metadata`` object and every key that names no column)."""
-    expected: dict[str, dict[str, Any]] = {}
+def storable(value: Any) -> bool:
+    """Whether a store holds ``value`` as it is: no NaN or infinity, no NUL, no
+    unpaired surrogate (the server replaces those and reports the record coerced)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if type(item) is float and not math.isfinite(item):
+            return False
+        if type(item) is str:
+            if "\x00" in item:
+                return False
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return False
+        elif type(item) is dict:
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif type(item) is list:
+            pending.extend(item)
+    return True
+
+
+def findable_event_id(rec: dict[str, Any]) -> str | None:
+    try:
+        return str(uuid.UUID(rec["event_id"]))
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return None
+
+
+def check_stored(
+    server: ServerProcess,
+    records: list[Any],
+    rejected: set[int],
+    coerced: dict[int, list[str]] | None = None,
+) -> None:
+    """Every record not rejected is stored; its text verbatim, its metadata
+    the same JSON (its ``metadata`` object and every key that names no column);
+    each value the server coerced (``coerced``: index -> fields) is kept under
+    ``metadata._invalid`` when a store can hold it as it is."""
+    coerced = coerced or {}
+    expected: dict[str, tuple[int, dict[str, Any]]] = {}
     for index, rec in enumerate(records):
         if index in rejected:
             continue
         assert type(rec) is dict, f"record {index} is not an object but was not rejected"
-        event_id = rec.get("event_id")
-        if event_id is None:
+        event_id = findable_event_id(rec)
+        if event_id is None or "event_id" in coerced.get(index, ()):
             continue  # stored without an id: nothing to find it by
-        expected[str(uuid.UUID(event_id))] = rec
+        expected[event_id] = (index, rec)
     stored = rows_by_event_id(server.db_url, list(expected))
     assert set(expected) == set(stored), "records acknowledged but not stored"
-    for event_id, rec in expected.items():
+    for event_id, (index, rec) in expected.items():
         row = stored[event_id]
+        fields = set(coerced.get(index, ()))
+        metadata = dict(row["metadata"] or {})
+        column_fields = fields & COLUMN_KEYS
+        invalid = metadata.pop("_invalid", {}) if column_fields else {}
         for name in TEXT_LIMITS:
-            if type(rec.get(name)) is str:
+            if type(rec.get(name)) is str and name not in fields:
                 assert rec[name] == row[name], f"{name} not stored verbatim"
         for name, values in ENUMS.items():
             if rec.get(name) in values:
                 assert rec[name] == row[name]
-        explicit = rec.get("metadata") or {}
-        metadata = {**explicit, **{k: v for k, v in rec.items() if k not in COLUMN_KEYS}}
-        assert same_json(metadata, row["metadata"] or {}), f"metadata of {event_id} differs"
+        for name in column_fields:
+            if rec.get(name) is not None and storable(rec[name]) and name in invalid:
+                assert same_json(rec[name], invalid[name]), f"_invalid.{name} of {event_id}"
+        explicit = rec.get("metadata") if type(rec.get("metadata")) is dict else {}
+        if "metadata" in fields:
+            explicit = {}  # not an object, or holding text a store cannot hold
+        extra = {k: v for k, v in rec.items() if k not in COLUMN_KEYS}
+        for key, value in {**explicit, **extra}.items():
+            if key in fields or (key == "_invalid" and column_fields) or not storable(key):
+                continue
+            assert key in metadata, f"metadata.{key} of {event_id} missing"
+            assert same_json(value, metadata[key]), f"metadata.{key} of {event_id} differs"
+        if not fields:
+            assert same_json({**explicit, **extra}, row["metadata"] or {})
 
 
 def check_response(server: ServerProcess, body: Body) -> None:
@@ -675,15 +729,21 @@ def check_response(server: ServerProcess, body: Body) -> None:
         return
     records = document["logs"]
     rejected = {r["index"] for r in answer["rejected"]}
+    coerced = {c["index"]: c["fields"] for c in answer.get("coerced", [])}
     assert len(rejected) == len(answer["rejected"])
     assert all(type(r["reason"]) is str and r["reason"] for r in answer["rejected"])
+    assert all(type(c["reason"]) is str and c["fields"] for c in answer.get("coerced", []))
     assert rejected <= set(range(len(records)))
+    assert not rejected & set(coerced)
+    # Only what is not an object is refused: every object is stored.
+    assert {i for i, r in enumerate(records) if type(r) is not dict} == rejected
     assert not rejected & body.good, answer["rejected"]
+    assert not set(coerced) & body.good, answer["coerced"]
     assert len(records) == answer["count"]
     assert answer["count"] == answer["accepted"] + answer["duplicates"] + len(rejected)
     # Every event_id is fresh: nothing is a duplicate.
     assert 0 == answer["duplicates"]
-    check_stored(server, records, rejected)
+    check_stored(server, records, rejected, coerced)
 
 
 FUZZ_SETTINGS = {
@@ -737,21 +797,24 @@ def test_an_integer_too_long_for_python_is_a_400(hostile_server, data):
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
-def test_text_no_store_holds_is_rejected_in_a_utf16_or_utf32_body_too(hostile_server, encoding):
-    # The scan for \u0000 and surrogate escapes looked at UTF-8 bytes only: in
-    # these bodies it missed them, and the store's error was a 500.
-    ok = str(uuid.uuid4())
+def test_text_no_store_holds_is_replaced_in_a_utf16_or_utf32_body_too(hostile_server, encoding):
+    # The scan for \u0000 and surrogate escapes looks at UTF-8 bytes only:
+    # these bodies are always checked record by record.
+    ids = [str(uuid.uuid4()) for _ in range(4)]
     records = [
-        {"message": "nul \u0000"},
-        {"message": "lone \ud800"},
-        {"message": "ok", "\u0000": 1},
-        {"message": "stored", "event_id": ok},
+        {"message": "nul \u0000", "event_id": ids[0]},
+        {"message": "lone \ud800", "event_id": ids[1]},
+        {"message": "ok", "\u0000": 1, "event_id": ids[2]},
+        {"message": "stored", "event_id": ids[3]},
     ]
     data = json.dumps({"logs": records}).encode(encoding)
     response = requests.post(f"{hostile_server.url}/logs", data=data, headers=JSON, timeout=30)
     assert 200 == response.status_code
-    assert [0, 1, 2] == [r["index"] for r in response.json()["rejected"]]
-    assert "stored" == rows_by_event_id(hostile_server.db_url, [ok])[ok]["message"]
+    answer = response.json()
+    assert ([], [0, 1, 2]) == (answer["rejected"], [c["index"] for c in answer["coerced"]])
+    rows = rows_by_event_id(hostile_server.db_url, ids)
+    assert ["nul \ufffd", "lone \ufffd", "ok", "stored"] == [rows[i]["message"] for i in ids]
+    assert {"\ufffd": 1} == rows[ids[2]]["metadata"]
 
 
 def test_sql_in_every_field_is_stored_verbatim(hostile_server):
@@ -769,46 +832,72 @@ def test_sql_in_every_field_is_stored_verbatim(hostile_server):
     check_stored(hostile_server, records, rejected=set())
 
 
-def test_a_mixed_batch_stores_the_good_records_and_rejects_each_bad_one(server_url, db_url):
-    # Good records are dicts, bad ones (record, the reason it is rejected).
+def test_a_mixed_batch_stores_every_object_coerces_each_bad_value_and_rejects_the_rest(
+    server_url, db_url
+):
+    # Objects with a value that does not fit are dicts paired with the fields
+    # reported coerced; what is not an object is (value, the reason it is rejected).
     layout: list[Any] = [
         record("plain"),
         ("a string", "a record must be a JSON object, got a string"),
         (None, "a record must be a JSON object, got null"),
-        (
-            record("x", level="LOUD"),
-            "level: 'LOUD' is not one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL",
-        ),
-        (record("x", service="s" * 101), "service: 101 characters, over the limit of 100"),
-        (record("x", metadata=[1]), "metadata: expected an object, got an array"),
+        (record("x", level="LOUD"), ["level"]),
+        (record("x", service="s" * 101), ["service"]),
+        (record("x", metadata=[1]), ["metadata"]),
         record("'; DROP TABLE logs; --", service="x'); DELETE FROM logs; --"),
-        (record("nul \u0000"), "text contains a NUL character, which the store cannot hold"),
-        (record("x", created_at="yesterday"), "created_at: 'yesterday' is not an ISO 8601 time"),
-        (record("x", event_id="not-a-uuid"), "event_id: expected a UUID string, got a string"),
-        ({"level": "INFO"}, "message: required"),
-        (
-            record("x", duration_ms=float("nan")),
-            "duration_ms: expected a finite number, got a number",
-        ),
+        (record("nul \u0000"), ["message"]),
+        (record("x", created_at="yesterday"), ["created_at"]),
+        (record("x", event_id="not-a-uuid"), ["event_id"]),
+        ({"level": "INFO"}, ["message"]),
+        (record("x", duration_ms=float("nan")), ["duration_ms"]),
         record("emoji \U0001f600 and \\N", metadata={"nested": [{"a": None}]}, order_id=7),
     ]
     logs = [item[0] if type(item) is tuple else item for item in layout]
-    expected = [
+    rejected = [
         {"index": index, "reason": item[1]}
         for index, item in enumerate(layout)
-        if type(item) is tuple
+        if type(item) is tuple and type(item[1]) is str
+    ]
+    coerced = [
+        (index, item[1])
+        for index, item in enumerate(layout)
+        if type(item) is tuple and type(item[1]) is list
     ]
     data = json.dumps({"logs": logs}).encode()  # NaN written as NaN, as json does
     response = requests.post(f"{server_url}/logs", data=data, headers=JSON, timeout=30)
     assert 200 == response.status_code
     answer = response.json()
-    assert expected == answer["rejected"]
-    assert (len(logs), 3, 0) == (answer["count"], answer["accepted"], answer["duplicates"])
-    good = [item for item in layout if type(item) is dict]
+    assert rejected == answer["rejected"]
+    assert coerced == [(c["index"], c["fields"]) for c in answer["coerced"]]
+    assert (len(logs), len(logs) - 2, 0) == (
+        answer["count"],
+        answer["accepted"],
+        answer["duplicates"],
+    )
     rows = stored_rows(db_url)
-    assert [g["message"] for g in good] == [row["message"] for row in rows]
-    assert "x'); DELETE FROM logs; --" == rows[1]["service"]
-    assert {"nested": [{"a": None}], "order_id": 7} == rows[2]["metadata"]
+    stored = [item[0] if type(item) is tuple else item for item in layout]
+    stored = [item for item in stored if type(item) is dict]
+    assert ["plain", "x", "x", "x", "'; DROP TABLE logs; --", "nul \ufffd", "x", "x", "", "x"] + [
+        "emoji \U0001f600 and \\N"
+    ] == [row["message"] for row in rows]
+    assert len(stored) == len(rows)
+    by_message = {row["message"]: row for row in rows}
+    assert "x'); DELETE FROM logs; --" == by_message["'; DROP TABLE logs; --"]["service"]
+    assert {"nested": [{"a": None}], "order_id": 7} == rows[-1]["metadata"]
+    assert [
+        ("INFO", {"level": "LOUD"}),
+        ("s" * 100, {"service": "s" * 101}),
+        (None, {"metadata": [1]}),
+    ] == [
+        (rows[1]["level"], rows[1]["metadata"]["_invalid"]),
+        (rows[2]["service"], rows[2]["metadata"]["_invalid"]),
+        (None, rows[3]["metadata"]["_invalid"]),
+    ]
+    assert (None, {"event_id": "not-a-uuid"}) == (
+        rows[7]["event_id"],
+        rows[7]["metadata"]["_invalid"],
+    )
+    assert {"duration_ms": "NaN"} == rows[9]["metadata"]["_invalid"]
 
 
 # gzip bombs

@@ -23,7 +23,7 @@ from log_collector.server.ingest import (
     parse_content_encoding,
 )
 from log_collector.server.store.base import ROW_COLUMNS
-from log_collector.server.validate import Rejected, normalise
+from log_collector.server.validate import Rejected, coerce, normalise
 
 NOW = 1_700_000_000.5
 EVENT_ID = "0190f3c4-5b6a-7c8d-9e0f-1a2b3c4d5e6f"
@@ -31,6 +31,14 @@ EVENT_ID = "0190f3c4-5b6a-7c8d-9e0f-1a2b3c4d5e6f"
 
 def row_of(record: dict) -> dict:
     return dict(zip(ROW_COLUMNS, normalise(record, NOW), strict=True))
+
+
+def coerced_row(record: dict) -> tuple[dict, dict]:
+    """The row (metadata decoded) and the ``{field: reason}`` of what was coerced."""
+    row, fields = coerce(record, NOW)
+    named = dict(zip(ROW_COLUMNS, row, strict=True))
+    named["metadata"] = json.loads(named["metadata"]) if named["metadata"] else None
+    return named, fields
 
 
 def rejection(record: object) -> str:
@@ -157,11 +165,15 @@ def test_an_integer_past_64_bits_is_stored_with_every_digit():
     assert {"n": -100.0} == json.loads(row["metadata"])
 
 
-def test_nan_in_a_body_rejects_only_its_record():
+def test_nan_in_a_body_is_kept_as_text_and_its_record_reported_as_coerced():
     raw = b'{"logs": [{"message": "a", "x": NaN}, {"message": "b", "y": null, "z": 1.5}]}'
     batch = normalise_all(decode_body(raw, gzipped=False, limits=Limits()), NOW)
-    assert [{"index": 0, "reason": "metadata: NaN and Infinity are not JSON"}] == batch.rejected
-    assert {"y": None, "z": 1.5} == json.loads(batch.rows[0][ROW_COLUMNS.index("metadata")])
+    assert [] == batch.rejected
+    assert [{"index": 0, "fields": ["x"], "reason": "x: NaN or Infinity, kept as text"}] == (
+        batch.coerced
+    )
+    metadata = [json.loads(row[ROW_COLUMNS.index("metadata")]) for row in batch.rows]
+    assert [{"x": "NaN"}, {"y": None, "z": 1.5}] == metadata
 
 
 def test_more_records_than_the_limit_is_a_413():
@@ -309,9 +321,11 @@ def test_event_ids_are_stored_in_canonical_form():
     assert EVENT_ID == row_of({"message": "m", "event_id": EVENT_ID.replace("-", "")})["event_id"]
 
 
-# one record: rejections
+# one record: coercion, and the only rejection
 
+ENUM_NOTE = "is not one of"
 NOT_FINITE = "duration_ms: expected a finite number"
+TIME_RANGE = "is outside 1970-01-01 to 2200-01-01"
 
 
 @pytest.mark.parametrize(
@@ -319,56 +333,135 @@ NOT_FINITE = "duration_ms: expected a finite number"
     [
         ("text", "a record must be a JSON object, got a string"),
         ([1, 2], "a record must be a JSON object, got an array"),
-        ({"level": "INFO"}, "message: required"),
-        ({"message": None}, "message: required"),
-        (
-            {"message": "m", "level": "VERBOSE"},
-            "level: 'VERBOSE' is not one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL",
-        ),
-        (
-            {"message": "m", "environment": "qa"},
-            "environment: 'qa' is not one of production, staging, development, test, local",
-        ),
-        (
-            {"message": "m", "method": "BREW"},
-            "method: 'BREW' is not one of GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS",
-        ),
-        (
-            {"message": "m", "log_type": 3},
-            "log_type: expected one of BACKEND, FRONTEND, MOBILE, IOT, WORKER, got a number",
-        ),
-        ({"message": "m", "service": "s" * 101}, "service: 101 characters, over the limit of 100"),
-        ({"message": "m", "user_id": {"id": 1}}, "user_id: expected a string, got an object"),
-        ({"message": True}, "message: expected a string, got a boolean"),
-        ({"message": "m", "duration_ms": "9"}, f"{NOT_FINITE}, got a string"),
-        ({"message": "m", "duration_ms": math.inf}, f"{NOT_FINITE}, got a number"),
-        ({"message": "m", "event_id": "42"}, "event_id: expected a UUID string, got a string"),
-        ({"message": "m", "metadata": [1]}, "metadata: expected an object, got an array"),
-        ({"message": "m", "extra": math.nan}, "metadata: NaN and Infinity are not JSON"),
-        ({"message": "m", "created_at": "today"}, "created_at: 'today' is not an ISO 8601 time"),
-        ({"message": "m", "created_at": -5}, "created_at: -5 is out of range"),
-        ({"message": "m", "created_at": math.nan}, "created_at: nan is out of range"),
-        (
-            {"message": "m", "created_at": [1]},
-            "created_at: expected Unix seconds or an ISO 8601 string, got an array",
-        ),
+        (None, "a record must be a JSON object, got null"),
     ],
-)  # fmt: skip
-def test_a_record_that_does_not_fit_is_rejected_with_a_reason(record, reason):
+)
+def test_only_a_record_that_is_not_an_object_is_rejected(record, reason):
     assert reason == rejection(record)
 
 
-def test_text_a_store_cannot_hold_is_rejected_when_the_body_may_contain_it():
+@pytest.mark.parametrize(
+    ("field", "value", "column", "stored", "reason"),
+    [
+        ("level", "VERBOSE", "level", "INFO",
+         "level: 'VERBOSE' is not one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL"),
+        ("environment", "qa", "environment", "development",
+         "environment: 'qa' is not one of production, staging, development, test, local"),
+        ("method", "BREW", "method", None,
+         "method: 'BREW' is not one of GET, POST, PUT, DELETE, PATCH, HEAD, OPTIONS"),
+        ("log_type", 3, "log_type", "BACKEND",
+         "log_type: expected one of BACKEND, FRONTEND, MOBILE, IOT, WORKER, got a number"),
+        ("service", "s" * 101, "service", "s" * 100,
+         "service: 101 characters, over the limit of 100"),
+        ("user_id", {"id": 1}, "user_id", None, "user_id: expected a string, got an object"),
+        ("message", True, "message", "", "message: expected a string, got a boolean"),
+        ("duration_ms", "9", "duration_ms", None, f"{NOT_FINITE}, got a string"),
+        ("duration_ms", 10**400, "duration_ms", None, f"{NOT_FINITE}, got a number"),
+        ("event_id", "42", "event_id", None, "event_id: expected a UUID string, got a string"),
+        ("metadata", [1], "metadata", None, "metadata: expected an object, got an array"),
+        ("created_at", "today", "created_at", NOW,
+         "created_at: 'today' is not an ISO 8601 time"),
+        ("created_at", -5, "created_at", NOW, f"created_at: -5 {TIME_RANGE}"),
+        ("created_at", 10**400, "created_at", NOW, f"created_at: {10**400!r:.40}... {TIME_RANGE}"),
+        ("created_at", [1], "created_at", NOW,
+         "created_at: expected Unix seconds or an ISO 8601 string, got an array"),
+        ("created_at", "9999-12-31T23:59:59Z", "created_at", NOW,
+         f"created_at: '9999-12-31T23:59:59Z' {TIME_RANGE}"),
+        ("created_at", "2200-01-01T00:00:00Z", "created_at", NOW,
+         f"created_at: '2200-01-01T00:00:00Z' {TIME_RANGE}"),
+        ("created_at", 8e9, "created_at", NOW, f"created_at: 8000000000.0 {TIME_RANGE}"),
+    ],
+)  # fmt: skip
+def test_a_value_that_does_not_fit_is_coerced_and_kept_under_invalid(
+    field, value, column, stored, reason
+):
+    row, fields = coerced_row({"message": "m", field: value, "k": 1})
+    assert {field: reason} == fields
+    expected_metadata = {"k": 1, "_invalid": {field: value}}
+    assert (stored, expected_metadata) == (
+        row[column] if column != "metadata" else None,
+        row["metadata"],
+    )
+
+
+def test_nan_or_infinity_under_a_column_is_kept_as_text_under_invalid():
+    row, fields = coerced_row({"message": "m", "created_at": math.nan, "duration_ms": -math.inf})
+    assert ["created_at", "duration_ms"] == list(fields)
+    assert (NOW, None) == (row["created_at"], row["duration_ms"])
+    assert {"_invalid": {"created_at": "NaN", "duration_ms": "-Infinity"}} == row["metadata"]
+
+
+def test_a_missing_message_is_stored_as_empty_text_and_reported():
+    row, fields = coerced_row({"level": "ERROR", "order_id": 7})
+    assert {"message": "message: required; stored as an empty string"} == fields
+    assert ("", "ERROR", {"order_id": 7}) == (row["message"], row["level"], row["metadata"])
+    assert {"message": "message: required; stored as an empty string"} == (
+        coerced_row({"message": None})[1]
+    )
+
+
+def test_several_unfit_values_are_all_kept_and_the_users_own_invalid_key_too():
+    row, fields = coerced_row(
+        {"message": "m", "environment": "qa", "log_type": 7, "_invalid": "mine", "method": "GET"}
+    )
+    assert ["environment", "log_type"] == list(fields)
+    assert ("development", "BACKEND", "GET") == (
+        row["environment"],
+        row["log_type"],
+        row["method"],
+    )
+    assert {"_invalid": {"environment": "qa", "log_type": 7, "_invalid": "mine"}} == (
+        row["metadata"]
+    )
+
+
+def test_a_users_invalid_key_is_left_alone_when_nothing_is_coerced():
+    row, fields = coerced_row({"message": "m", "_invalid": {"a": 1}})
+    assert ({}, {"_invalid": {"a": 1}}) == (fields, row["metadata"])
+
+
+@pytest.mark.parametrize(
+    ("given", "seconds"),
+    [
+        ("2199-12-31T23:59:59Z", 7_258_118_399.0),
+        ("1970-01-01T00:00:00Z", 0.0),
+        (7_258_118_399_000, 7_258_118_399.0),  # milliseconds, just before 2200
+        ("1700000000250", 1_700_000_000.25),  # a numeric string is a number: milliseconds
+    ],
+)
+def test_times_from_1970_to_2200_are_kept_and_milliseconds_are_numbers_only(given, seconds):
+    row, fields = coerced_row({"message": "m", "created_at": given})
+    assert ({}, seconds) == (fields, pytest.approx(row["created_at"]))
+
+
+def test_text_a_store_cannot_hold_is_replaced_when_the_body_may_contain_it():
     raw = json.dumps(
-        {"logs": [{"message": "nul \u0000 here"}, {"message": "ok"}, {"message": "\ud800"}]}
+        {
+            "logs": [
+                {"message": "nul \u0000 here"},
+                {"message": "ok"},
+                {"message": "m", "k\u0000": ["\ud800"]},
+            ]
+        }
     ).encode()
     body = decode_body(raw, gzipped=False, limits=Limits())
     batch = normalise_all(body, NOW)
+    replaced = "NUL or an unpaired surrogate replaced by U+FFFD"
+    assert [] == batch.rejected
     assert [
-        {"index": 0, "reason": "text contains a NUL character, which the store cannot hold"},
-        {"index": 2, "reason": "text contains an unpaired UTF-16 surrogate"},
-    ] == batch.rejected
-    assert ["ok"] == [row[ROW_COLUMNS.index("message")] for row in batch.rows]
+        {"index": 0, "fields": ["message"], "reason": f"message: {replaced}"},
+        {"index": 2, "fields": ["k\ufffd"], "reason": f"k\ufffd: {replaced}"},
+    ] == batch.coerced
+    assert ["nul \ufffd here", "ok", "m"] == [
+        row[ROW_COLUMNS.index("message")] for row in batch.rows
+    ]
+    assert '{"k\ufffd":["\ufffd"]}' == batch.rows[2][ROW_COLUMNS.index("metadata")]
+
+
+def test_a_surrogate_pair_sent_as_two_raw_halves_becomes_its_character():
+    raw = '{"logs": [{"message": "\ud83d\ude00"}]}'.encode("utf-8", "surrogatepass")
+    batch = normalise_all(decode_body(raw, gzipped=False, limits=Limits()), NOW)
+    assert "\U0001f600" == batch.rows[0][ROW_COLUMNS.index("message")]
 
 
 def test_an_escaped_surrogate_pair_is_ordinary_text():
@@ -381,8 +474,10 @@ def test_an_escaped_surrogate_pair_is_ordinary_text():
 def test_one_bad_record_never_fails_its_batch():
     records = [{"message": "a"}, {"level": "nope", "message": "b"}, 5, {"message": "c"}]
     batch = normalise_all(Body(records, check_text=False), NOW)
-    assert ["a", "c"] == [row[ROW_COLUMNS.index("message")] for row in batch.rows]
-    assert [1, 2] == [r["index"] for r in batch.rejected]
+    assert ["a", "b", "c"] == [row[ROW_COLUMNS.index("message")] for row in batch.rows]
+    assert [0, 1, 3] == [batch.index_of(i) for i in range(len(batch.rows))]
+    assert [2] == [r["index"] for r in batch.rejected]
+    assert [1] == [c["index"] for c in batch.coerced]
 
 
 # the fast path gives the same rows as normalise
@@ -398,10 +493,14 @@ _values = st.one_of(
     st.just(EVENT_ID),
     st.just(EVENT_ID.upper()),
     st.just("s" * 120),
+    # Times at the edges of 1970-2200 and of the milliseconds rule, and values
+    # past every numeric type: coerced on the slow path, never on the fast one.
+    st.sampled_from([7_258_118_399.5, 7_258_118_400.0, 8e9, 1e11, -0.5, 10**400]),
+    st.sampled_from(["9999-12-31T23:59:59Z", "1700000000250", "nan"]),
     st.lists(st.integers(), max_size=2),
     st.dictionaries(_text, st.integers(), max_size=2),
 )
-_keys = st.sampled_from([*ROW_COLUMNS, "metadata", "order_id", "id"])
+_keys = st.sampled_from([*ROW_COLUMNS, "metadata", "order_id", "id", "_invalid"])
 _records = st.one_of(
     st.dictionaries(_keys, _values, max_size=8),
     st.fixed_dictionaries(
@@ -414,12 +513,12 @@ _records = st.one_of(
 
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_records, max_size=6))
-def test_the_fast_path_stores_exactly_what_normalise_stores(records):
+def test_the_fast_path_takes_only_records_coerce_stores_unchanged(records):
     fast, slow = fast_rows(records, NOW)
     for index, record in enumerate(records):
         if index in slow:
             continue
-        assert normalise(record, NOW) == fast[index]
+        assert (fast[index], {}) == coerce(record, NOW)
 
 
 def test_canonical_records_all_take_the_fast_path():

@@ -10,6 +10,7 @@ None. Each store only converts to its own column types.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 # The columns a row fills, in order. id (generated) and deleted (FALSE) are left
@@ -68,6 +69,11 @@ class Store(Protocol):
 
     def stats(self) -> dict[str, Any]:
         """The ``GET /stats`` document (DESIGN.md section 5), over rows not deleted."""
+
+    def reading(self) -> AbstractContextManager[Any]:
+        """A connection for reads (/stats and every read endpoint), apart from
+        the connections ingest uses, so readers never starve ingest; raises
+        StoreUnavailable when none frees up within the store's read wait."""
 
     def ping(self) -> None:
         """Return when the database answers; raise StoreUnavailable otherwise."""

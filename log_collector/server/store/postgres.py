@@ -151,11 +151,51 @@ def _copy_new(conn: psycopg.Connection, rows: Sequence[Row]) -> bool:
     return True
 
 
+# Reads (/stats, and every read endpoint) run on their own pool, so however
+# many readers wait, ingest keeps its connections: this many at once, each
+# statement cut off after READ_STATEMENT_TIMEOUT_MS, a reader waiting at most
+# READ_WAIT_S for a connection before its 503.
+READ_CONNECTIONS = 2
+READ_STATEMENT_TIMEOUT_MS = 10_000
+READ_WAIT_S = 2.0
+
+
+class RowsRefused(Exception):
+    """PostgreSQL refused rows for what they hold with SQLSTATE class 54
+    (program limit exceeded: a value too large), which psycopg files under
+    OperationalError beside lost connections; ``sqlstate`` is PostgreSQL's."""
+
+    def __init__(self, message: str, sqlstate: str):
+        super().__init__(message)
+        self.sqlstate = sqlstate
+
+
+@contextlib.contextmanager
+def _limits_are_not_outages() -> Iterator[None]:
+    # Raised as itself, an OperationalError would become StoreUnavailable: a
+    # 503, and the client would send the same rows again forever.
+    # https://www.postgresql.org/docs/15/errcodes-appendix.html
+    try:
+        yield
+    except psycopg.OperationalError as exc:
+        if exc.sqlstate and exc.sqlstate.startswith("54"):
+            raise RowsRefused(" ".join(str(exc).split()), exc.sqlstate) from exc
+        raise
+
+
 class PostgresStore:
     # Two batches at once: while one is in PostgreSQL the other is decoded.
     # Four cost a fifth more CPU per record on two cores (measured with
     # scripts/bench_server.py), in GIL hand-overs and PostgreSQL contention.
-    def __init__(self, url: str, *, timeout: float = 5.0, max_connections: int = 2):
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = 5.0,
+        max_connections: int = 2,
+        read_connections: int = READ_CONNECTIONS,
+        read_wait: float = READ_WAIT_S,
+    ):
         self.url = url
         self._timeout = timeout
         # Each connection attempt gives up after connect_timeout; a request
@@ -174,6 +214,20 @@ class PostgresStore:
             open=False,
             name="log-collector",
         )
+        self._read_pool = ConnectionPool(
+            url,
+            min_size=0,
+            max_size=read_connections,
+            kwargs={
+                **self._connect_kwargs,
+                # https://www.postgresql.org/docs/15/runtime-config-client.html
+                "options": f"-c statement_timeout={READ_STATEMENT_TIMEOUT_MS} "
+                "-c default_transaction_read_only=on",
+            },
+            timeout=read_wait,
+            open=False,
+            name="log-collector-read",
+        )
         self.concurrency = max_connections
         self._open_lock = threading.Lock()
         self._opened = False
@@ -186,17 +240,30 @@ class PostgresStore:
             # libpq's messages span lines; one line reads better in a 503 and a CLI error.
             raise StoreUnavailable(f"PostgreSQL store: {' '.join(str(exc).split())}") from exc
 
+    def _open(self) -> None:
+        # Opened on first use, not in the constructor, so a server can
+        # start while the database is still down (/readyz says so).
+        if not self._opened:
+            with self._open_lock:
+                if not self._opened:
+                    self._pool.open(wait=False)
+                    self._read_pool.open(wait=False)
+                    self._opened = True
+
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
         with self._errors():
-            if not self._opened:
-                # Opened on first use, not in the constructor, so a server can
-                # start while the database is still down (/readyz says so).
-                with self._open_lock:
-                    if not self._opened:
-                        self._pool.open(wait=False)
-                        self._opened = True
+            self._open()
             with self._pool.connection() as conn:
+                yield conn
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[psycopg.Connection]:
+        """A connection of the read pool (read-only, statement timeout), never
+        one of ingest's; StoreUnavailable when none frees up in time."""
+        with self._errors():
+            self._open()
+            with self._read_pool.connection() as conn:
                 yield conn
 
     def migrate(self) -> list[str]:
@@ -206,7 +273,7 @@ class PostgresStore:
     def insert(self, rows: Sequence[Row]) -> tuple[int, int]:
         if not rows:
             return 0, 0
-        with self._connection() as conn:
+        with self._connection() as conn, _limits_are_not_outages():
             if _copy_new(conn, rows):
                 return len(rows), 0
             with conn.transaction(), conn.cursor() as cur:
@@ -218,7 +285,7 @@ class PostgresStore:
         return accepted, len(rows) - accepted
 
     def stats(self) -> dict[str, Any]:
-        with self._connection() as conn, conn.transaction(), conn.cursor() as cur:
+        with self.reading() as conn, conn.transaction(), conn.cursor() as cur:
             # REPEATABLE READ: the four figures come from one snapshot.
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             total = cur.execute("SELECT count(*) FROM logs WHERE deleted = FALSE").fetchone()
@@ -248,4 +315,5 @@ class PostgresStore:
         with self._open_lock:
             if self._opened:
                 self._pool.close()
+                self._read_pool.close()
                 self._opened = False

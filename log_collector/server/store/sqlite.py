@@ -288,15 +288,22 @@ class SQLiteStore:
             raise
 
     @contextlib.contextmanager
-    def _reading(self) -> Iterator[sqlite3.Connection]:
-        with self._errors(), self._read_lock:
-            if self._reader is None:
-                self._reader = self._connect()
-            yield self._reader
+    def reading(self) -> Iterator[sqlite3.Connection]:
+        """The read connection, never the writer's (WAL lets it read beside a
+        write); StoreUnavailable when it stays busy past the timeout."""
+        if not self._read_lock.acquire(timeout=self._timeout):
+            raise StoreUnavailable(f"SQLite store {self.path}: the read connection is busy")
+        try:
+            with self._errors():
+                if self._reader is None:
+                    self._reader = self._connect()
+                yield self._reader
+        finally:
+            self._read_lock.release()
 
     def stats(self) -> dict[str, Any]:
         since = microseconds(time.time() - RECENT_ERRORS_WINDOW_S)
-        with self._reading() as conn:
+        with self.reading() as conn:
             # One read transaction: the four figures come from one snapshot.
             conn.execute("BEGIN")
             try:
@@ -321,7 +328,7 @@ class SQLiteStore:
         return stats_document(total[0], levels, services, errors[0])
 
     def ping(self) -> None:
-        with self._reading() as conn:
+        with self.reading() as conn:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
 
     def close(self) -> None:
