@@ -6,7 +6,8 @@ thread. This package is the one place that holds SQL for spool files:
 ``_base`` (names, limits, errors, opening a file), ``_connection`` (the one
 write connection: group commit, spool-full policy, drop counters), ``_spool``
 (the open ``Spool``: reads, acks, checkpoints, closing), ``_files`` (files no
-live client holds: status, salvage).
+live client holds: status, salvage), ``_trust`` (which directories and files
+the spool uses: private directories, regular files, no symbolic links).
 
 Files are named ``<pid>-<token>.spool`` in the spool directory. The owner holds
 an exclusive ``flock`` on the file for as long as it lives, so any other
@@ -23,6 +24,8 @@ from ._base import (
     NotAdoptable,
     SpoolClosed,
     SpoolError,
+    UnsafeSpoolDir,
+    UnsafeSpoolFile,
     is_corruption,
 )
 from ._files import (
@@ -35,6 +38,7 @@ from ._files import (
     spool_files,
 )
 from ._spool import Spool
+from ._trust import check_directory, private_spool_dir
 
 __all__ = [
     "CHECKPOINT_EVERY",
@@ -44,11 +48,15 @@ __all__ = [
     "Spool",
     "SpoolClosed",
     "SpoolError",
+    "UnsafeSpoolDir",
+    "UnsafeSpoolFile",
     "candidates",
+    "check_directory",
     "inspect",
     "is_corruption",
     "move_aside",
     "owner_alive",
+    "private_spool_dir",
     "read_meta",
     "salvage",
     "spool_files",

@@ -6,10 +6,12 @@ The spool package is the one place that holds SQL for spool files.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import logging
 import os
 import sqlite3
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,8 @@ from .. import _migrations
 logger = logging.getLogger("log_collector")
 
 SUFFIX = ".spool"
+# Files beside a spool that SQLite opens by name: the WAL and the shared-memory index.
+SIDE_SUFFIXES = ("-wal", "-shm")
 # Beside a live spool: what it held at the owner's last checkpoint (``status``
 # cannot open a file another process holds in exclusive locking mode).
 SNAPSHOT_SUFFIX = ".status"
@@ -65,12 +69,24 @@ class SpoolError(Exception):
     """The spool file cannot be used (unreadable, corrupt, from a newer version)."""
 
 
+class UnsafeSpoolDir(SpoolError):
+    """The spool directory can be written by another user, or belongs to one (``_trust``)."""
+
+
 class SpoolClosed(SpoolError):
     """An append raced with close(); the row goes to the fallback."""
 
 
 class NotAdoptable(Exception):
     """The file is owned by a live process, vanished, or ships to another server."""
+
+
+class UnsafeSpoolFile(NotAdoptable, SpoolError):
+    """A spool file (or its side file) is a link, not a regular file, or not ours.
+
+    A ``NotAdoptable``: an orphan scan leaves it where it is (never moved aside
+    or salvaged, which would open it); a ``SpoolError``: creating our own spool
+    treats it as "no spool for now"."""
 
 
 # (st_dev, st_ino) of spool files this process abandoned after a fork: SQLite
@@ -95,15 +111,66 @@ def _lock(fd: int) -> bool:
     return True
 
 
-def _connect(path: Path, *, uri_mode: str = "rw") -> sqlite3.Connection:
+def _open_regular(path: Path, flags: int) -> int:
+    """``os.open`` that refuses a symbolic link or anything but a regular file
+    (``UnsafeSpoolFile``); ``FileNotFoundError`` passes through."""
+    try:
+        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UnsafeSpoolFile(f"{path} is a symbolic link; not followed") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise UnsafeSpoolFile(f"{path} is not a regular file")
+    return fd
+
+
+def _verify_same_file(path: Path, fd: int) -> None:
+    """Raise ``UnsafeSpoolFile`` unless ``path`` (not followed) is still the
+    regular file open as ``fd`` and its side files are regular files too.
+
+    SQLite opens a database by name and follows a link there. Checked right
+    after ``sqlite3.connect`` opened the file and before any statement reads or
+    writes it, so a link swapped in for the locked file is caught first. A swap
+    and swap back between SQLite's open and this check needs write access to
+    the directory, which ``_trust.check_directory`` leaves to this user and root.
+    """
+    opened = os.fstat(fd)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise UnsafeSpoolFile(f"{path} vanished") from None
+    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (opened.st_dev, opened.st_ino):
+        raise UnsafeSpoolFile(f"{path} was replaced by another file or a link")
+    for suffix in SIDE_SUFFIXES:
+        try:
+            side = os.lstat(f"{path}{suffix}")
+        except FileNotFoundError:
+            continue
+        if not stat.S_ISREG(side.st_mode):
+            raise UnsafeSpoolFile(f"{path}{suffix} is a symbolic link or not a regular file")
+
+
+def _connect(
+    path: Path, *, uri_mode: str = "rw", fd: int | None = None, isolation_level: str | None = None
+) -> sqlite3.Connection:
+    """A connection to the spool ``path``; with ``fd`` (the file, opened by us
+    without following links), only if SQLite opened that same file."""
     # mode=rw: never create a file here; a vanished spool must not come back empty.
     conn = sqlite3.connect(
         f"file:{path}?mode={uri_mode}",
         uri=True,
-        isolation_level=None,
+        isolation_level=isolation_level,
         check_same_thread=False,
     )
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    try:
+        if fd is not None:
+            _verify_same_file(path, fd)
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -117,15 +184,15 @@ def is_corruption(exc: BaseException) -> bool:
     return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
 
 
-def _prepare(path: Path, *, target_url: str | None, service: str | None) -> None:
-    """WAL mode and the schema, on a short-lived connection of its own.
+def _prepare(path: Path, fd: int, *, target_url: str | None, service: str | None) -> None:
+    """WAL mode and the schema, on a short-lived connection of its own, to the
+    file open as ``fd``.
 
     sqlite-utils' migrations runner needs Python's default transaction handling,
     which the hot-path connection (autocommit, explicit BEGIN) does not use.
     """
-    conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True)
+    conn = _connect(path, fd=fd, isolation_level="")
     try:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         conn.execute("PRAGMA journal_mode=WAL")
         known = {name for name, _ in _migrations.sql_files(SCHEMA_KIND)}
         applied = set(_migrations.applied_sqlite(conn, SCHEMA_KIND))

@@ -73,7 +73,7 @@ class SpoolConnection:
         # snapshot the sender writes beside it (``write_snapshot``).
         # https://www.sqlite.org/pragma.html#pragma_locking_mode
         # https://www.sqlite.org/wal.html#noshm
-        self._wconn = _connect(path)
+        self._wconn = _connect(path, fd=lock_fd)
         self._wconn.execute("PRAGMA locking_mode=EXCLUSIVE")
         # NORMAL: a committed row survives the process being killed (the WAL is
         # in the OS page cache), not necessarily a power cut; FULL fsyncs the WAL

@@ -7,6 +7,7 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import sqlite3
 import tempfile
 import time
@@ -16,27 +17,29 @@ from typing import Any
 from .._forkgate import GATE
 from ._base import (
     _BYTES,
-    BUSY_TIMEOUT_MS,
     SNAPSHOT_SUFFIX,
     SUFFIX,
     SpoolError,
+    UnsafeSpoolFile,
     _connect,
     _lock,
+    _open_regular,
     is_corruption,
     logger,
 )
+from ._trust import directory_problem, screen_orphan, unsafe_reason
 
 
-def read_meta(path: Path) -> dict[str, str]:
-    """The meta table of a spool file, read without locking or changing it."""
+def read_meta(path: Path, fd: int | None = None) -> dict[str, str]:
+    """The meta table of a spool file, read without locking or changing it;
+    with ``fd`` (the file opened by us), only if SQLite opened that same file."""
     with GATE:
-        return _read_meta(path)
+        return _read_meta(path, fd)
 
 
-def _read_meta(path: Path) -> dict[str, str]:
-    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+def _read_meta(path: Path, fd: int | None) -> dict[str, str]:
+    conn = _connect(path, uri_mode="ro", fd=fd)
     try:
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         return dict(conn.execute("SELECT key, value FROM meta"))
     except sqlite3.DatabaseError as exc:
         if is_corruption(exc):
@@ -52,8 +55,12 @@ def inspect(path: Path) -> dict[str, Any]:
     A live owner holds the file in exclusive locking mode, so its figures come
     from the snapshot it writes beside the file (``snapshot_age`` says how old).
     """
-    info: dict[str, Any] = {"path": str(path), "owner_alive": owner_alive(path)}
+    why = unsafe_reason(path, owner=None)
+    if why is not None:  # a link found in a directory scan: not followed
+        return {"path": str(path), "owner_alive": False, "error": f"not opened: {why}"}
+    info: dict[str, Any] = {"path": str(path), "owner_alive": False}
     try:
+        info["owner_alive"] = owner_alive(path)  # PermissionError: another user's file
         info["file_bytes"] = sum(
             os.path.getsize(f"{path}{suffix}")
             for suffix in ("", "-wal")
@@ -90,7 +97,8 @@ def inspect(path: Path) -> dict[str, Any]:
 
 def _read_snapshot(path: Path) -> dict[str, Any]:
     try:
-        with open(f"{path}{SNAPSHOT_SUFFIX}") as snap:
+        fd = _open_regular(Path(f"{path}{SNAPSHOT_SUFFIX}"), os.O_RDONLY)
+        with os.fdopen(fd) as snap:
             doc = json.load(snap)
     except FileNotFoundError:
         raise OSError(
@@ -106,48 +114,74 @@ def _read_snapshot(path: Path) -> dict[str, Any]:
 
 def write_snapshot(path: Path, doc: dict[str, Any]) -> None:
     """Write the status snapshot of the live spool ``path`` (read by ``_read_snapshot``):
-    to a temporary name, then renamed, so a reader never sees half of it.
-    Best effort: a full disk only makes it stale."""
+    to a new temporary name, then renamed, so a reader never sees half of it.
+    Best effort: a full disk only makes it stale.
+
+    The temporary name is unique and made with O_EXCL (it never opens an
+    existing name, a planted link included), and the rename replaces a link
+    at the final name rather than writing through it.
+    """
     final = f"{path}{SNAPSHOT_SUFFIX}"
-    tmp = f"{final}.tmp"
+    tmp = f"{final}.{secrets.token_hex(4)}.tmp"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        fd = os.open(
+            tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600
+        )
+    except OSError as exc:
+        logger.debug("log-collector: cannot write the status snapshot %s: %s", final, exc)
+        return
+    try:
         with os.fdopen(fd, "w") as out:
             json.dump(doc, out)
         os.replace(tmp, final)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
         logger.debug("log-collector: cannot write the status snapshot %s: %s", final, exc)
 
 
 def spool_files(paths: list[Path]) -> list[Path]:
-    """The spool files named, directories expanded (recursively), in a stable order."""
+    """The spool files named, directories expanded (recursively), in a stable order.
+
+    A symbolic link named here is followed: the user asked for it, and its
+    target is returned. A link found while expanding a directory is returned
+    as it is, and ``inspect`` and ``Spool.adopt`` refuse to follow it.
+    """
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
             found.extend(sorted(path.rglob(f"*{SUFFIX}")))
         else:
-            found.append(path)
+            found.append(path.resolve() if path.is_symlink() else path)
     return found
 
 
 def candidates(
     directory: Path, *, exclude: set[Path] | frozenset[Path] = frozenset()
 ) -> list[Path]:
-    """Spool files in ``directory`` other than ``exclude``, oldest first."""
+    """Spool files in ``directory`` other than ``exclude`` that an orphan scan may
+    open, oldest first.
+
+    None in a directory another user can write (``directory_problem``); a file
+    that is a link, not a regular file or not this user's is left out and
+    reported once (``screen_orphan``).
+    """
     try:
-        found = [p for p in directory.glob(f"*{SUFFIX}") if p not in exclude]
+        if directory_problem(directory) is not None:
+            return []
+        found = [p for p in directory.glob(f"*{SUFFIX}") if p not in exclude and screen_orphan(p)]
     except OSError:
         return []
     with contextlib.suppress(OSError):
-        found.sort(key=lambda p: p.stat().st_mtime)
+        found.sort(key=lambda p: p.lstat().st_mtime)
     return found
 
 
 def owner_alive(path: Path) -> bool:
     """Whether a live process holds the spool's lock."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+        fd = _open_regular(path, os.O_RDONLY)
+    except (FileNotFoundError, UnsafeSpoolFile):  # a link locks nothing of ours
         return False
     try:
         if _lock(fd):

@@ -29,8 +29,10 @@ from ._base import (
     SUFFIX,
     NotAdoptable,
     Row,
+    UnsafeSpoolFile,
     _is_busy,
     _lock,
+    _open_regular,
     _prepare,
     _remove_files,
     _rollback,
@@ -39,6 +41,7 @@ from ._base import (
 )
 from ._connection import SpoolConnection
 from ._files import read_meta, write_snapshot
+from ._trust import check_directory
 
 
 def _run_of(ids: list[int]) -> tuple[int, int] | None:
@@ -76,19 +79,21 @@ class Spool(SpoolConnection):
     def create(
         cls, directory: Path, *, target_url: str, service: str | None = None, **options: Any
     ) -> Spool:
-        """A new spool file owned (locked) by this process."""
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        """A new spool file owned (locked) by this process, in ``directory``
+        (made if missing; ``UnsafeSpoolDir`` if another user can write to it)."""
+        check_directory(directory)
         name = f"{os.getpid()}-{secrets.token_hex(4)}{SUFFIX}"
         path = directory / name
         tmp = directory / f".{name}.tmp"
         # Created under a name no scanner looks at, locked, then renamed: there is
-        # no moment at which another process could find it unlocked.
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        # no moment at which another process could find it unlocked. O_EXCL with
+        # O_CREAT never opens an existing name, a planted link included.
+        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
             _lock(fd)
             os.rename(tmp, path)
             with GATE:
-                _prepare(path, target_url=target_url, service=service)
+                _prepare(path, fd, target_url=target_url, service=service)
                 return cls(path, fd, **options)
         except BaseException:
             with contextlib.suppress(OSError):
@@ -98,9 +103,16 @@ class Spool(SpoolConnection):
 
     @classmethod
     def adopt(cls, path: Path, *, target_url: str | None = None, **options: Any) -> Spool:
-        """Take over an orphaned spool file; raises NotAdoptable or SpoolError."""
+        """Take over an orphaned spool file; raises NotAdoptable or SpoolError.
+
+        ``path`` is never followed: a symbolic link, anything but a regular file,
+        or a side file (``-wal``, ``-shm``) that is a link raises
+        ``UnsafeSpoolFile`` (a NotAdoptable) before SQLite opens anything. Who
+        owns the file is the orphan scan's question (``candidates``): a user
+        may replay another user's spool by hand.
+        """
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+            fd = _open_regular(path, os.O_RDWR)
         except FileNotFoundError:
             raise NotAdoptable(f"{path} vanished") from None
         try:
@@ -108,27 +120,28 @@ class Spool(SpoolConnection):
                 raise NotAdoptable(f"{path} is in use by a live process")
             # The previous owner may have removed the file after we opened it; a
             # lock on an unlinked inode protects nothing.
+            st = os.fstat(fd)
             try:
-                same = os.stat(path).st_ino == os.fstat(fd).st_ino
+                now = os.lstat(path)
+                same = (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino)
             except FileNotFoundError:
                 same = False
             if not same:
                 raise NotAdoptable(f"{path} vanished")
-            st = os.fstat(fd)
             if (st.st_dev, st.st_ino) in _INHERITED:
                 raise NotAdoptable(
                     f"{path} was inherited from the parent process; a new process adopts it"
                 )
-            if os.fstat(fd).st_size == 0:
+            if st.st_size == 0:
                 # Its owner died between creating and initialising it.
                 _remove_files(path)
                 raise NotAdoptable(f"{path} was never initialised; removed")
             with GATE:
                 if target_url is not None:
-                    found = read_meta(path).get("target_url")
+                    found = read_meta(path, fd).get("target_url")
                     if found is not None and found != target_url:
                         raise NotAdoptable(f"{path} ships to {found}, not {target_url}")
-                _prepare(path, target_url=None, service=None)
+                _prepare(path, fd, target_url=None, service=None)
                 try:
                     return cls(path, fd, **options)
                 except sqlite3.OperationalError as exc:
@@ -307,9 +320,9 @@ class Spool(SpoolConnection):
                 return
             try:
                 if self._wal_fd is None:
-                    self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY | os.O_CLOEXEC)
+                    self._wal_fd = _open_regular(Path(f"{self.path}-wal"), os.O_RDONLY)
                 os.fsync(self._wal_fd)
-            except OSError as exc:
+            except (OSError, UnsafeSpoolFile) as exc:
                 logger.debug("log-collector: cannot sync %s-wal ahead: %s", self.path, exc)
 
     def write_snapshot(self, *, force: bool = False) -> None:
