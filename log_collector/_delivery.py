@@ -8,6 +8,7 @@ here; ``flush``, ``close`` and ``stats`` are answered here too.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sqlite3
 import sys
@@ -28,6 +29,7 @@ from .spool import (
     is_corruption,
     move_aside,
     owner_alive,
+    private_spool_dir,
     salvage,
 )
 from .transport import HttpTransport
@@ -105,6 +107,9 @@ class Delivery:
                 return self.spool
             s = self.settings
             try:
+                directory = private_spool_dir(s.spool_dir, s.service)
+                if directory != s.spool_dir:  # refused: this private one from now on
+                    self.settings = s = dataclasses.replace(s, spool_dir=directory)
                 self.spool = Spool.create(
                     s.spool_dir,
                     target_url=s.server_url,
@@ -181,15 +186,21 @@ class Delivery:
                 sender.progress.wait(0.5 if remaining is None else min(remaining, 0.5))
         return True
 
-    def close(self, timeout: float) -> bool:
+    def close(self, timeout: float, *, wait_while_failing: bool = True) -> bool:
         """Flush until ``timeout``, stop the sender, close the spools; say on
-        stderr what is left and where. False if it was closed already."""
+        stderr what is left and where. False if it was closed already.
+
+        ``wait_while_failing=False`` stops waiting as soon as a delivery attempt
+        fails (server unreachable): the records are on disk already, and the next
+        process using the spool directory sends them, so an exit need not wait
+        out the deadline for a server that is down.
+        """
         with self._lock:
             if self._closed:
                 return False
             self._closed = True
             if self.sender is not None and self.sender.alive:
-                self.sender.stop(time.monotonic() + timeout)
+                self._stop_sender(self.sender, time.monotonic() + timeout, wait_while_failing)
             self.sender = None
             spool, self.spool = self.spool, None
             left = spool.close() if spool is not None else 0
@@ -200,9 +211,8 @@ class Delivery:
         if left:
             where = spool.path.parent if spool is not None else self.settings.spool_dir
             print(
-                f"log-collector: {left} record(s) not yet delivered to {self.settings.server_url} "
-                f"are kept in {where}; the next process logging there sends them "
-                f"(or run: log-collector replay {where})",
+                f"log-collector: {left} record(s) for {self.settings.server_url} kept in {where}; "
+                f"they are sent by the next start or by: log-collector replay {where}",
                 file=sys.stderr,
             )
         if in_memory:
@@ -212,6 +222,24 @@ class Delivery:
                 file=sys.stderr,
             )
         return True
+
+    @staticmethod
+    def _stop_sender(sender: Sender, deadline: float, wait_while_failing: bool) -> None:
+        """Let the sender send what is there until ``deadline`` (monotonic), then stop it."""
+        sender.finish()
+        if wait_while_failing:
+            sender.wake(retry_now=True)  # a backoff wait would only eat into the deadline
+        else:
+            with sender.progress:
+                # The sender notifies after each batch, each failed attempt and on exit.
+                while sender.alive and not sender.failing:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    sender.progress.wait(min(remaining, 0.1))
+            if sender.failing:
+                deadline = time.monotonic()
+        sender.stop(deadline)
 
     def stats(self) -> dict[str, Any]:
         """Counters and the state of the spool, for dashboards and tests."""
@@ -355,6 +383,7 @@ class Delivery:
                 flush_interval=s.flush_interval,
                 compress=s.enable_compression,
                 gzip_min_records=s.gzip_min_records,
+                gzip_min_bytes=s.gzip_min_bytes,
                 max_backoff=s.max_backoff,
                 on_drained=self._drained,
                 on_idle=self._adopt_orphans,

@@ -58,9 +58,13 @@ def _install_process_hooks() -> None:
 
 
 def _close_all_at_exit() -> None:
-    for client in list(_clients):
+    """Close every client within one deadline, the longest ``close_timeout`` among them
+    (not one deadline per client), and wait on none whose server is unreachable."""
+    clients = list(_clients)
+    deadline = time.monotonic() + max((c.settings.close_timeout for c in clients), default=0.0)
+    for client in clients:
         try:
-            client.close()
+            client._close(max(0.0, deadline - time.monotonic()), wait_while_failing=False)
         except Exception:
             logger.exception("log-collector: error while closing at exit")
 
@@ -178,6 +182,7 @@ class AsyncLogClient:
         redact_keys: Any = DEFAULT_REDACT_KEYS,
         min_level: str = "TRACE",
         gzip_min_records: int = 100,
+        gzip_min_bytes: int = 16 * 1024,
         max_backoff: float = 30.0,
         close_timeout: float = 5.0,
         fallback_capacity: int = 10_000,
@@ -211,6 +216,7 @@ class AsyncLogClient:
                 "redact_keys": redact_keys,
                 "min_level": min_level,
                 "gzip_min_records": gzip_min_records,
+                "gzip_min_bytes": gzip_min_bytes,
                 "max_backoff": max_backoff,
                 "close_timeout": close_timeout,
                 "fallback_capacity": fallback_capacity,
@@ -417,16 +423,29 @@ class AsyncLogClient:
         return self._delivery.flush(timeout)
 
     def close(self, timeout: float | None = None) -> _Done:
-        """Flush until ``timeout`` (default ``close_timeout``), stop the sender, close the spool.
+        """Send what is pending, stop the sender, close the spool; never waits past a deadline.
+
+        ``close(timeout)`` waits up to ``timeout`` seconds for the server to
+        acknowledge what is pending, retrying at once rather than finishing a
+        backoff wait. ``close()`` waits up to the ``close_timeout`` setting
+        (default 5 s), but not at all once a delivery attempt has failed (server
+        unreachable): the records are on disk. The ``atexit`` hook closes every
+        client the way ``close()`` does, within one deadline, the largest
+        ``close_timeout``; ``close_timeout=0`` makes exit never wait.
 
         What was not delivered stays in the spool for the next process using
-        the same spool directory (or ``log-collector replay``); one line on
-        stderr says how much and where.
+        the same spool directory and server (or ``log-collector replay``); one
+        line on stderr says how much and where.
         """
-        wait = self.settings.close_timeout if timeout is None else timeout
-        if self._delivery.close(wait):
-            _clients.discard(self)
+        if timeout is None:
+            self._close(self.settings.close_timeout, wait_while_failing=False)
+        else:
+            self._close(timeout, wait_while_failing=True)
         return _Done()
+
+    def _close(self, timeout: float, *, wait_while_failing: bool) -> None:
+        if self._delivery.close(timeout, wait_while_failing=wait_while_failing):
+            _clients.discard(self)
 
     def __reduce__(self) -> Any:
         # A client owns a spool file, a lock and a thread in this process; a

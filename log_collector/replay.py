@@ -1,8 +1,11 @@
-"""Draining spool files by hand: what ``log-collector replay`` and ``status`` run.
+"""Draining spool files by hand: what ``log-collector replay`` and ``dead-letters`` run.
 
 A process adopts orphaned spools in its own directory by itself; this is for
 everything else: a spool left on a machine whose service is gone, a
 directory copied off a dead host, or a spool to resend to another server.
+
+Opening (``open_spools``) is separate from sending (``send``), so the command
+line can report a path that holds no usable spool before it starts a progress bar.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .sender import Sender
-from .spool import NotAdoptable, Spool, SpoolError, spool_files
+from .spool import NotAdoptable, Spool, SpoolError, owner_alive, read_meta, spool_files
 from .transport import HttpTransport
 
 
@@ -27,13 +30,78 @@ class ReplayReport:
 
     @property
     def complete(self) -> bool:
-        return self.left == 0 and not self.skipped
+        """Every row was acknowledged: none left, none refused, no spool passed over."""
+        return self.left == 0 and self.dead_lettered == 0 and not self.skipped
 
 
-def replay(
-    paths: list[Path],
+@dataclass
+class OpenSpools:
+    """Spool files adopted for draining, grouped by the server they go to."""
+
+    groups: dict[str, list[Spool]] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def spools(self) -> list[Spool]:
+        return [spool for group in self.groups.values() for spool in group]
+
+    def pending(self) -> int:
+        return sum(spool.pending() for spool in self.spools)
+
+    def close(self, *, remove_if_empty: bool = True) -> None:
+        for spool in self.spools:
+            spool.close(remove_if_empty=remove_if_empty)
+        self.groups = {}
+
+
+def not_a_spool(path: Path) -> str | None:
+    """Why ``path`` cannot be adopted as a spool file, or None if it looks like one.
+
+    Adopting a file creates the spool schema in it; a file named by hand may be
+    any SQLite database (the server's ``logs.db``), which must be left untouched.
+    Every spool's meta table holds its ``schema_version``.
+    """
+    if not path.is_file():
+        return "not a file"
+    if owner_alive(path):
+        return "in use by a live process"
+    try:
+        meta = read_meta(path)
+    except SpoolError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot read it: {exc}"
+    if "schema_version" not in meta:
+        return "not a log-collector spool file"
+    return None
+
+
+def open_spools(paths: list[Path], *, server_url: str | None = None) -> OpenSpools:
+    """Adopt every spool file in ``paths`` (directories included); the files that
+    cannot be adopted are listed in ``skipped`` with the reason."""
+    found = OpenSpools()
+    for path in spool_files(paths):
+        why = not_a_spool(path)
+        if why is not None:
+            found.skipped.append((str(path), why))
+            continue
+        try:
+            spool = Spool.adopt(path)
+        except (NotAdoptable, SpoolError, OSError) as exc:
+            found.skipped.append((str(path), str(exc)))
+            continue
+        target = server_url or spool.target_url()
+        if not target:
+            found.skipped.append((str(path), "no target server recorded; pass --server"))
+            spool.close(remove_if_empty=False)
+            continue
+        found.groups.setdefault(target.rstrip("/"), []).append(spool)
+    return found
+
+
+def send(
+    found: OpenSpools,
     *,
-    server_url: str | None = None,
     api_key: str | None = None,
     timeout: float = 60.0,
     request_timeout: float = 10.0,
@@ -41,28 +109,13 @@ def replay(
     max_backoff: float = 5.0,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> ReplayReport:
-    """Send every row of the spool files in ``paths`` (directories included)
-    to ``server_url`` (default: the server each spool was written for), until
-    they are empty or ``timeout`` seconds pass."""
-    report = ReplayReport()
+    """Send every row of ``found`` to its server until the spools are empty or
+    ``timeout`` seconds pass, then close them (an emptied file is removed)."""
+    report = ReplayReport(skipped=list(found.skipped))
     deadline = time.monotonic() + timeout
-    groups: dict[str, list[Spool]] = {}
-    for path in spool_files(paths):
-        try:
-            spool = Spool.adopt(path)
-        except (NotAdoptable, SpoolError, OSError) as exc:
-            report.skipped.append((str(path), str(exc)))
-            continue
-        target = server_url or spool.target_url()
-        if not target:
-            report.skipped.append((str(path), "no target server recorded; pass --server"))
-            spool.close(remove_if_empty=False)
-            continue
-        groups.setdefault(target.rstrip("/"), []).append(spool)
-
-    spools = [s for group in groups.values() for s in group]
-    total = sum(s.pending() for s in spools)
-    for target, group in groups.items():
+    spools = found.spools
+    total = found.pending()
+    for target, group in found.groups.items():
         sender = Sender(
             sources=lambda group=group: list(group),
             transport=HttpTransport(target + "/logs", timeout=request_timeout, api_key=api_key),
@@ -84,6 +137,20 @@ def replay(
     report.left = sum(s.pending() for s in spools)
     report.sent = total - report.left - report.dead_lettered
     on_progress(total - report.left, total)
-    for spool in spools:
-        spool.close()
+    found.close()
     return report
+
+
+def replay(
+    paths: list[Path],
+    *,
+    server_url: str | None = None,
+    api_key: str | None = None,
+    timeout: float = 60.0,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> ReplayReport:
+    """Send every row of the spool files in ``paths`` (directories included)
+    to ``server_url`` (default: the server each spool was written for), until
+    they are empty or ``timeout`` seconds pass."""
+    found = open_spools(paths, server_url=server_url)
+    return send(found, api_key=api_key, timeout=timeout, on_progress=on_progress)

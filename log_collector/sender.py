@@ -4,12 +4,16 @@ One thread per client per process. It reads rows by id from its sources (the
 client's own spool, the in-memory fallback, then any orphaned spools it
 adopted), posts them, and removes rows only once the server acknowledged them
 or they were dead-lettered. A failed send is retried forever under the
-tenacity policy below; no retry count ever drops a row.
+tenacity policy below; no retry count ever drops a row. The one bounded count
+is for a record the server keeps answering 500 for while it acknowledges
+other records: that record is dead-lettered (see ``SPLIT_AFTER_500``).
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +31,18 @@ INITIAL_BACKOFF = 0.5
 UNAUTHORIZED_BACKOFF = 60.0
 THREAD_NAME = "log-collector-sender"  # the logging handler drops records made on it
 HALT_GRACE = 0.1  # seconds stop() gives a halted thread to exit
+# A batch is gzipped once its records pass this many bytes (or gzip_min_records records): a
+# single large record must shrink as much as a batch of small ones, or whether it fits the
+# server's body limit (10 MiB compressed) would depend on its neighbours. Below this, gzip
+# saves less time on a LAN than it costs in CPU.
+GZIP_MIN_BYTES = 16 * 1024
+# Consecutive 500 answers for one batch before it is split in two. 500 is the server's
+# application failing on this request; repeated, it may be the content of one record. A
+# record that alone gets this many consecutive 500s is dead-lettered only when the server
+# acknowledged other records since the trouble began (so the server works, only this record
+# fails); while the server answers every part 500, nothing is dead-lettered and the batch is
+# retried with backoff, forever, like any outage.
+SPLIT_AFTER_500 = 3
 
 
 class Source(Protocol):
@@ -50,6 +66,21 @@ class SenderStats:
     last_error: str | None = None
     last_error_at: float | None = None
     warned: set[Kind] = field(default_factory=set)
+    dead_letter_warnings: int = 0  # one per episode of dead letters
+
+
+@dataclass
+class _Held:
+    """Rows answered 500 before the server was seen acknowledging anything else.
+
+    ``mark`` is the sender's ack count when the trouble began: once it has grown, the
+    server has stored other records since, and these rows are tried again, split and, if
+    one alone still gets 500s, dead-lettered.
+    """
+
+    rows: list[Row]
+    mark: int
+    outcome: Outcome
 
 
 class _Backoff(tenacity.wait.wait_base):
@@ -82,6 +113,7 @@ class Sender:
         compress: bool,
         gzip_min_records: int,
         max_backoff: float,
+        gzip_min_bytes: int = GZIP_MIN_BYTES,
         on_drained: Callable[[Source], None] = lambda source: None,
         on_idle: Callable[[], None] = lambda: None,
         on_error: Callable[[Source, BaseException], None] = lambda source, exc: None,
@@ -93,6 +125,8 @@ class Sender:
         self._flush_interval = flush_interval
         self._compress = compress
         self._gzip_min = gzip_min_records
+        self._gzip_min_bytes = gzip_min_bytes
+        self._max_backoff = max_backoff
         self._on_drained = on_drained
         self._on_idle = on_idle
         self._on_error = on_error
@@ -108,6 +142,13 @@ class Sender:
         self.failing = False  # the last send attempt did not get an ack
         self._troubles: set[str] = set()
         self._thread: threading.Thread | None = None
+        # Non-empty batches acknowledged (without every record refused): the proof that the
+        # server stores records, which a 500 for one record alone is weighed against.
+        self._acks = 0
+        self._held: list[_Held] = []
+        self._outages = 0  # consecutive batches in which every part was answered 500
+        self._batch_dead = 0  # rows dead-lettered while delivering the current batch
+        self._dead_letter_episode = False
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
@@ -194,8 +235,23 @@ class Sender:
             if not rows:
                 self._on_drained(source)
                 return True
+            self._batch_dead = 0
+            self._held = []
             if not self._deliver(source, rows):
                 return False
+            if self._held:
+                unresolved = self._retry_held(source)
+                if unresolved is None:
+                    return False
+                if unresolved:
+                    # Every part of the batch was answered 500: the server fails whatever
+                    # it gets. Nothing is dead-lettered; wait (growing, like any outage)
+                    # and read the batch again, with any records logged since.
+                    self._pause_for_outage(unresolved)
+                    continue
+            self._outages = 0
+            if self._batch_dead == 0:
+                self._dead_letter_episode = False
             source.checkpoint(when_due=True)
             with self.progress:
                 self.progress.notify_all()
@@ -215,38 +271,136 @@ class Sender:
                 what,
             )
 
-    def _deliver(self, source: Source, rows: list[Row]) -> bool:
-        """Send ``rows`` until each is acknowledged or dead-lettered; False if halted."""
+    def _deliver(self, source: Source, rows: list[Row], mark: int | None = None) -> bool:
+        """Send ``rows`` until each is acknowledged, dead-lettered or held (500s, below);
+        False if halted. ``mark``: the ack count when a 500 for an enclosing batch began."""
+        before = self._acks
         outcome = self._send(rows)
         if outcome is None:
             return False
         if outcome.kind is Kind.ACKED:
             refused = dict(outcome.rejected)
             if refused:
-                source.dead_letter(
-                    [(rows[i], f"rejected by the server: {why}") for i, why in refused.items()]
+                self._dead_letter(
+                    source,
+                    [(rows[i], f"rejected by the server: {why}") for i, why in refused.items()],
                 )
-                self.stats.dead_lettered += len(refused)
             source.ack([row for i, row in enumerate(rows) if i not in refused])
+            if len(refused) < len(rows):
+                self._acks += 1
+                self._outages = 0
             self.stats.acknowledged += len(rows) - len(refused)
             self.stats.duplicates += outcome.duplicates
             return True
+        if outcome.kind is Kind.SERVER_ERROR:
+            return self._after_500(source, rows, outcome, before if mark is None else mark)
         # TOO_LARGE or REJECTED: a single row is the culprit; a batch is split
         # in two until the culprits stand alone (bisection), so one poisoned
         # record costs about 2*log2(batch) requests and its neighbours arrive.
         if len(rows) == 1:
-            source.dead_letter([(rows[0], outcome.describe())])
-            self.stats.dead_lettered += 1
-            logger.warning("log-collector: dead-lettered one record: %s", outcome.describe())
+            self._dead_letter(source, [(rows[0], outcome.describe())])
             return True
         middle = len(rows) // 2
         return self._deliver(source, rows[:middle]) and self._deliver(source, rows[middle:])
 
+    def _after_500(self, source: Source, rows: list[Row], outcome: Outcome, mark: int) -> bool:
+        """``rows`` got SPLIT_AFTER_500 consecutive 500s: split them, dead-letter a lone
+        record, or hold them until the server is seen storing other records."""
+        proven = self._acks > mark  # the server stored other records since the 500s began
+        if len(rows) == 1 and proven:
+            self._dead_letter(
+                source,
+                [
+                    (
+                        rows[0],
+                        f"{outcome.describe()} (answered 500 {SPLIT_AFTER_500} times in a row "
+                        "for this record alone while the server stored others)",
+                    )
+                ],
+            )
+            return True
+        if len(rows) == 1 or not (proven or not self._held):
+            # No proof yet: the first lone record found is held and, until some other part
+            # is acknowledged, further parts are held whole rather than split, so a server
+            # that answers everything 500 costs about 2*log2(batch) rounds, not 2*batch.
+            self._held.append(_Held(rows, mark, outcome))
+            return True
+        middle = len(rows) // 2
+        return self._deliver(source, rows[:middle], mark) and self._deliver(
+            source, rows[middle:], mark
+        )
+
+    def _retry_held(self, source: Source) -> list[_Held] | None:
+        """Try the held rows again where the server has since stored other records; those
+        it has not are returned (None if halted)."""
+        held, self._held = self._held, []
+        unresolved = []
+        for item in held:
+            if self._acks > item.mark:
+                if not self._deliver(source, item.rows, item.mark):
+                    return None
+            else:
+                unresolved.append(item)
+        return unresolved + self._held
+
+    def _pause_for_outage(self, held: list[_Held]) -> None:
+        """Back off (full jitter, growing with each such round, capped) before the batch
+        is read and tried again."""
+        self._outages += 1
+        cap = min(self._max_backoff, INITIAL_BACKOFF * 2 ** min(self._outages + 2, 30))
+        wait = random.uniform(0, cap)
+        self._report_failure(held[0].outcome, wait)
+        if not self._halt.is_set():
+            self._sleep(wait)
+
+    def _dead_letter(self, source: Source, rows: list[tuple[Row, str]]) -> None:
+        """Move ``rows`` to the dead letters; the first of an episode is reported once on
+        the ``log_collector`` logger and on stderr (a dead letter must never be silent).
+        An episode ends with a batch delivered with nothing dead-lettered."""
+        source.dead_letter(rows)
+        self.stats.dead_lettered += len(rows)
+        self._batch_dead += len(rows)
+        reason = rows[0][1]
+        self.stats.last_error = f"dead-lettered {len(rows)} record(s): {reason}"
+        self.stats.last_error_at = time.time()
+        if self._dead_letter_episode:
+            return
+        self._dead_letter_episode = True
+        self.stats.dead_letter_warnings += 1
+        path = getattr(source, "path", None)
+        where = (
+            f"they are kept in the spool; see them with: log-collector dead-letters {path}"
+            if path is not None
+            else "they were held in memory (the spool was unwritable) and are not kept"
+        )
+        message = (
+            f"log-collector: the server refused {len(rows)} record(s) for good ({reason}); "
+            f"{where} (further dead letters are counted in stats()['dead_lettered'])"
+        )
+        logger.warning(message)
+        if logger.hasHandlers():
+            # With no handler configured, logging's last resort already writes the warning
+            # to stderr; with one, it may go to a file, so stderr gets it here too.
+            print(message, file=sys.stderr)
+
     def _send(self, rows: list[Row]) -> Outcome | None:
-        compress = self._compress and len(rows) >= self._gzip_min
-        body = encode_batch([row[1] for row in rows], compress=compress)
+        bodies = [row[1] for row in rows]
+        compress = self._compress and (
+            len(rows) >= self._gzip_min or sum(map(len, bodies)) >= self._gzip_min_bytes
+        )
+        body = encode_batch(bodies, compress=compress)
+        server_errors = 0
+
+        def again(outcome: Outcome) -> bool:
+            nonlocal server_errors
+            if outcome.kind is Kind.SERVER_ERROR:
+                server_errors += 1
+                return server_errors < SPLIT_AFTER_500
+            server_errors = 0
+            return outcome.kind in RETRYABLE
+
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_result(lambda outcome: outcome.kind in RETRYABLE),
+            retry=tenacity.retry_if_result(again),
             wait=self._policy,
             stop=lambda state: self._halt.is_set(),
             sleep=self._sleep,
@@ -271,18 +425,33 @@ class Sender:
 
     def _note_failure(self, state: tenacity.RetryCallState) -> None:
         outcome: Outcome = state.outcome.result()  # type: ignore[union-attr]
+        self._report_failure(outcome, state.upcoming_sleep)
+
+    def _report_failure(self, outcome: Outcome, wait: float) -> None:
         self.failing = True
         self.stats.retries += 1
         self.stats.last_error = outcome.describe()
         self.stats.last_error_at = time.time()
         if outcome.kind not in self.stats.warned:
             # Once per kind of trouble, not once per retry: a long outage must
-            # not flood the application's own log.
+            # not flood the application's own log. One line: the reason, not
+            # the nested exception requests builds.
             self.stats.warned.add(outcome.kind)
             logger.warning(
-                "log-collector: cannot deliver to %s (%s); keeping the records and retrying",
+                "log-collector: cannot deliver to %s: %s; keeping %d records, retrying in %.1f s",
                 self._transport.url,
                 outcome.describe(),
+                self._pending(),
+                wait,
             )
         with self.progress:
             self.progress.notify_all()
+
+    def _pending(self) -> int:
+        total = 0
+        for source in self._sources():
+            try:
+                total += source.pending()
+            except Exception:  # a broken source is reported where it is read
+                continue
+        return total

@@ -9,12 +9,16 @@ from __future__ import annotations
 import email.utils
 import enum
 import gzip
+import http.client
+import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import requests
+import urllib3.exceptions
 
 from . import __version__
 
@@ -27,15 +31,23 @@ MAX_RETRY_AFTER = 300.0
 
 
 class Kind(enum.Enum):
-    ACKED = "acked"  # 2xx: delete the rows (less any the server rejected one by one)
-    RETRY = "retry"  # 5xx, timeout, refused, reset: keep the rows, back off
+    ACKED = "acked"  # 2xx with the acknowledgement JSON: delete the rows (less those rejected)
+    RETRY = "retry"  # 502/504 and other statuses, timeout, refused, reset: keep the rows, back off
+    # 3xx, or a 2xx whose body is not the acknowledgement: something other than a log-collector
+    # server answered (a login page behind an http -> https redirect, a captive portal, a
+    # default vhost). Keep the rows, back off, warn.
+    MISDIRECTED = "misdirected"
+    # 500: retried like RETRY, but a batch answered 500 again and again is split, and a record
+    # that alone keeps getting 500 while the server acknowledges others is dead-lettered
+    # (the sender decides; see sender.SPLIT_AFTER_500).
+    SERVER_ERROR = "server_error"
     THROTTLED = "throttled"  # 429/503: keep the rows, wait Retry-After
     TOO_LARGE = "too_large"  # 413: split the batch
     REJECTED = "rejected"  # 400/422 for the whole batch: bisect to find the poisoned record
     UNAUTHORIZED = "unauthorized"  # 401/403: keep the rows, back off long, warn once
 
 
-RETRYABLE = frozenset({Kind.RETRY, Kind.THROTTLED, Kind.UNAUTHORIZED})
+RETRYABLE = frozenset({Kind.RETRY, Kind.THROTTLED, Kind.UNAUTHORIZED, Kind.MISDIRECTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +60,50 @@ class Outcome:
     detail: str = ""
 
     def describe(self) -> str:
-        head = f"HTTP {self.status}" if self.status is not None else self.kind.value
+        """One line: ``HTTP 500: <the server's text>``, or the short reason a request got no
+        answer (``connection refused``)."""
+        if self.status is None:
+            return self.detail or self.kind.value
+        head = f"HTTP {self.status}"
         return f"{head}: {self.detail}" if self.detail else head
+
+
+# What an exception found anywhere in the chain requests builds (ConnectionError ->
+# MaxRetryError -> NewConnectionError -> ConnectionRefusedError) means, most specific first.
+# Only the short reason is reported: the whole chain repeats the URL three times over.
+_REASONS: tuple[tuple[type[BaseException] | tuple[type[BaseException], ...], str], ...] = (
+    (ConnectionRefusedError, "connection refused"),
+    ((socket.gaierror, urllib3.exceptions.NameResolutionError), "name not resolved"),
+    ((ssl.SSLError, requests.exceptions.SSLError, urllib3.exceptions.SSLError), "TLS error"),
+    ((requests.exceptions.ProxyError, urllib3.exceptions.ProxyError), "proxy error"),
+    (
+        (TimeoutError, requests.exceptions.Timeout, urllib3.exceptions.TimeoutError),
+        "timed out",
+    ),
+    (ConnectionResetError, "connection reset"),
+    ((http.client.RemoteDisconnected, BrokenPipeError), "connection closed without an answer"),
+    (ConnectionAbortedError, "connection aborted"),
+    (OSError, "network error"),
+)
+
+
+def short_reason(error: BaseException | None) -> str:
+    """A few words for why a request got no answer: ``connection refused``, ``timed out``..."""
+    chain: list[BaseException] = []
+    todo = [error]
+    while todo and len(chain) < 20:
+        exc = todo.pop(0)
+        if exc is None or any(exc is seen for seen in chain):
+            continue
+        chain.append(exc)
+        reason = getattr(exc, "reason", None)
+        todo.extend(a for a in exc.args if isinstance(a, BaseException))
+        todo.extend([reason if isinstance(reason, BaseException) else None])
+        todo.extend([exc.__cause__, exc.__context__])
+    for types, reason in _REASONS:
+        if any(isinstance(exc, types) for exc in chain):
+            return reason
+    return type(error).__name__ if error is not None else "no answer"
 
 
 def parse_retry_after(value: str | None, now: Callable[[], float] | None = None) -> float | None:
@@ -95,20 +149,40 @@ def classify(
     if response is None:
         # Refused, reset, timed out, or the connection dropped after the server
         # may have stored the batch: resend; event_ids make the repeat harmless.
-        return Outcome(Kind.RETRY, detail=f"{type(error).__name__}: {error}"[:500])
+        return Outcome(Kind.RETRY, detail=short_reason(error))
     status = response.status_code
     detail = (response.text or "")[:500]
     if 200 <= status < 300:
+        # Only our server's own answer acknowledges: {"status": "ok", ...}, which the
+        # original server's {"status": "ok", "count": N} is too. A login page or an empty
+        # 200 from a proxy stored nothing, so the rows must stay.
         try:
             payload = response.json()
         except ValueError:
-            payload = None  # the original server's plain answer is an ack too
-        duplicates = payload.get("duplicates", 0) if isinstance(payload, dict) else 0
+            payload = None
+        if not isinstance(payload, dict) or payload.get("status") != "ok":
+            return Outcome(
+                Kind.MISDIRECTED,
+                status,
+                detail="not a log-collector server: the answer is not the acknowledgement "
+                f"JSON ({_preview(response)})",
+            )
+        duplicates = payload.get("duplicates", 0)
         return Outcome(
             Kind.ACKED,
             status,
             rejected=_rejected(payload, count),
             duplicates=duplicates if isinstance(duplicates, int) else 0,
+        )
+    if 300 <= status < 400:
+        # Following a redirect would turn the POST into a GET (301/302/303) and take
+        # whatever answers there as the ack; the URL to fix is the configured one.
+        location = response.headers.get("Location") or "nowhere"
+        return Outcome(
+            Kind.MISDIRECTED,
+            status,
+            detail=f"redirected to {location}; redirects are not followed, "
+            "set server_url to the log-collector server itself",
         )
     if status in (429, 503):
         retry_after = parse_retry_after(response.headers.get("Retry-After"), now)
@@ -119,9 +193,19 @@ def classify(
         return Outcome(Kind.REJECTED, status, detail=detail)
     if status in (401, 403):
         return Outcome(Kind.UNAUTHORIZED, status, detail=detail)
-    # Every other status (5xx, 404 from a wrong path, 408, a proxy's 502) keeps
-    # the rows: nothing here proves the records themselves are bad.
+    if status == 500:
+        # The application failed on this request: it may be the batch's content, so the
+        # sender narrows it down once the server is seen acknowledging other records.
+        return Outcome(Kind.SERVER_ERROR, status, detail=detail)
+    # Every other status (502/504 from a proxy, 404 from a wrong path, 408) keeps the
+    # rows: nothing here points at the records themselves.
     return Outcome(Kind.RETRY, status, detail=detail)
+
+
+def _preview(response: requests.Response) -> str:
+    kind = response.headers.get("Content-Type") or "no Content-Type"
+    text = " ".join((response.text or "")[:400].split())[:80]
+    return f"{kind}: {text!r}" if text else f"{kind}, empty body"
 
 
 def encode_batch(bodies: list[str], *, compress: bool) -> bytes:
@@ -185,7 +269,7 @@ class HttpTransport:
             self._session = self._new_session()
         try:
             response = self._session.post(
-                self.url, data=body, headers=headers, timeout=self.timeout
+                self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
             )
         except Exception as exc:  # any failure to get an answer means: keep the rows, retry
             self.reset()

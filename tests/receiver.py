@@ -3,8 +3,10 @@
 It speaks the wire protocol of DESIGN.md section 5 (POST /logs, gzip, the 200 answer with
 accepted / duplicates / rejected) and can be told to fail in the ways the sender must classify:
 scripted answers (500, 429 or 503 with Retry-After, ...), an ack lost on the wire, a slow answer,
-413 for too many records, 400 for a poisoned batch, per-record rejections, 401, and a server that
-is down (stop() closes the socket, so connections are refused).
+413 for too many records, 400 for a poisoned batch, 500 for any batch holding a record that
+crashes it, per-record rejections, 401, something that is not a log-collector server (a
+redirect with a Location, a 200 HTML page), and a server that is down (stop() closes the
+socket, so connections are refused).
 
 In tests:   ``from receiver import Receiver`` (tests/conftest.py puts tests/ on sys.path).
 In scripts: ``sys.path.insert(0, "tests")`` first, or run it as its own process:
@@ -41,6 +43,8 @@ HOST = "127.0.0.1"
 # simultaneous open), so a "server down" test would see a connection instead of a refusal.
 _AUTO_PORTS = range(20000, 32768)
 
+LOGIN_PAGE = b"<!doctype html><html><body><form method=post>Sign in</form></body></html>"
+
 # How often serve_forever() checks for shutdown(); it bounds how long stop() takes.
 _POLL_INTERVAL = 0.05
 # How long stop() waits for handler threads once their sockets are shut down.
@@ -74,6 +78,13 @@ class _Fail:
 
 
 @dataclass(frozen=True)
+class _Raw:
+    status: int
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
 class _DropAfterStore:
     pass
 
@@ -83,7 +94,7 @@ class _Delay:
     seconds: float
 
 
-_Fault = _Fail | _DropAfterStore | _Delay
+_Fault = _Fail | _Raw | _DropAfterStore | _Delay
 
 
 @dataclass
@@ -93,6 +104,7 @@ class _Answer:
     headers: dict[str, str] = field(default_factory=dict)
     n_records: int = 0
     gzip: bool = False
+    raw: bytes | None = None  # sent as is instead of the JSON payload
 
 
 class _BadRequest(Exception):
@@ -113,6 +125,9 @@ class Receiver:
         # Standing rules; set them before the requests they should affect.
         self.max_records_per_request: int | None = None
         self.reject_batch_if: Callable[[dict], bool] | None = None
+        # 500 for the whole batch (nothing stored) when any record matches: a record that
+        # makes the server's application fail, while batches without one are stored.
+        self.crash_batch_if: Callable[[dict], bool] | None = None
         # A truthy str return value becomes the rejection reason.
         self.reject_record_if: Callable[[dict], bool | str] | None = None
         self.require_api_key: str | None = None
@@ -223,6 +238,18 @@ class Receiver:
         """
         self._script(_Fail(status, retry_after, body), n)
 
+    def answer_next(
+        self,
+        n: int = 1,
+        status: int = 200,
+        body: bytes | str = b"",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        """Answer the next n batches with exactly this status, body and headers, storing
+        nothing: what a proxy, a login page or a redirect in front of the server sends."""
+        raw = body.encode() if isinstance(body, str) else body
+        self._script(_Raw(status, raw, tuple((headers or {}).items())), n)
+
     def drop_after_store_next(self, n: int = 1) -> None:
         """Store the next n batches, then close the connection unanswered: the ack is lost."""
         self._script(_DropAfterStore(), n)
@@ -256,6 +283,14 @@ class Receiver:
 
     def _ingest(self, headers: dict[str, str], body: bytes, fault: _Fault | None) -> _Answer:
         is_gzip = _header(headers, "Content-Encoding").strip().lower() == "gzip"
+        if isinstance(fault, _Raw):
+            answer = _Answer(fault.status, headers=dict(fault.headers), raw=fault.body)
+            answer.gzip = is_gzip
+            try:
+                answer.n_records = len(_decode(headers, body))
+            except _BadRequest:
+                pass
+            return answer
         if isinstance(fault, _Fail):
             answer = _Answer(fault.status, {"detail": fault.body}, gzip=is_gzip)
             try:
@@ -291,6 +326,9 @@ class Receiver:
             for i, record in enumerate(logs):
                 if poisoned(record):
                     raise _BadRequest(400, f"invalid record at index {i}; batch refused")
+        crash = self.crash_batch_if
+        if crash is not None and any(crash(record) for record in logs):
+            raise _BadRequest(500, "Internal Server Error")
 
     def _store(self, logs: list[dict]) -> dict[str, Any]:
         verdicts = [self._verdict(record) for record in logs]
@@ -444,6 +482,8 @@ class _Handler(BaseHTTPRequestHandler):
             answer = _Answer(200, {"status": "ok", "service": "log-server"})
         elif path == "/healthz":
             answer = _Answer(200, {"status": "ok"})
+        elif path == "/login":  # where a redirect in front of the server may lead
+            answer = _Answer(200, headers={"Content-Type": "text/html"}, raw=LOGIN_PAGE)
         elif path == "/stats":
             answer = _Answer(200, self.server.receiver.stats())
         else:
@@ -483,9 +523,10 @@ class _Handler(BaseHTTPRequestHandler):
         if answer.status is None:
             self.close_connection = True  # the socket closes with nothing written
             return
-        payload = json.dumps(answer.payload).encode()
+        payload = json.dumps(answer.payload).encode() if answer.raw is None else answer.raw
         self.send_response(answer.status)
-        self.send_header("Content-Type", "application/json")
+        if answer.raw is None:
+            self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         for name, value in answer.headers.items():
             self.send_header(name, value)

@@ -212,17 +212,22 @@ def test_replay_skips_a_spool_owned_by_a_live_process_and_fails(run, tmp_path, r
         spool.close()
 
     assert 1 == result.exit_code
-    assert f"skipped {spool.path}: " in result.stderr
+    expected = f"log-collector: error: {spool.path}: in use by a live process"
+    assert expected == one_line(result.stderr)
     assert 0 == receiver.count()
 
 
-def test_replay_dead_letters_what_the_server_refuses_and_sends_the_rest(run, tmp_path, receiver):
+def test_replay_dead_letters_what_the_server_refuses_sends_the_rest_and_exits_1(
+    run, tmp_path, receiver
+):
     receiver.reject_record_if = lambda record: "no" if record["event_id"] == "e1" else False
     path = left_spool(tmp_path / "spool", receiver.url)
 
     result = run("replay", path, "--timeout", 30)
 
+    assert 1 == result.exit_code
     assert "sent 2, dead-lettered 1, left 0" == one_line(result.stdout)
+    assert f"see: log-collector dead-letters {path}" in result.stderr
     assert ["e0", "e2"] == [r["event_id"] for r in receiver.records]
     assert path.exists()  # kept for its dead letter
 
@@ -299,8 +304,9 @@ def test_dead_letters_of_a_live_spool_is_a_one_line_error(run, tmp_path):
         spool.close()
 
     assert 1 == result.exit_code
-    assert one_line(result.stderr).startswith("Error: ")
-    assert "in use by a live process" in result.stderr
+    assert f"log-collector: error: {spool.path}: in use by a live process" == one_line(
+        result.stderr
+    )
 
 
 # Help and version.

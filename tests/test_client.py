@@ -17,6 +17,7 @@ from helpers import DEADLINE, PYTHON, LoggingChild, crash_spool, script, spool_f
 from receiver import Receiver
 
 from log_collector import LEVELS, AsyncLogClient, ConfigError
+from log_collector.config import MIN_SPOOL_BYTES
 from log_collector.spool import inspect
 
 pytestmark = pytest.mark.usefixtures("no_sender_thread_left")
@@ -463,11 +464,11 @@ def test_stats_follow_records_from_appended_to_acknowledged(make_client, receive
 
 
 def test_stats_count_records_dropped_by_a_full_spool_by_reason(make_client, receiver):
-    client = make_client(max_spool_bytes=4000, spool_full_policy="drop_newest")
+    client = make_client(max_spool_bytes=MIN_SPOOL_BYTES, spool_full_policy="drop_newest")
     receiver.stop()
 
     for i in range(40):
-        client.info("may not fit", seq=i, payload="p" * 200)
+        client.info("may not fit", seq=i, payload="p" * 4000)
 
     stats = client.stats()
     assert set(stats["dropped"]) == {"spool_full"}
@@ -478,10 +479,10 @@ def test_stats_count_records_dropped_by_a_full_spool_by_reason(make_client, rece
 
 
 def test_after_drops_one_warn_record_tells_the_server_how_many_and_why(make_client, receiver):
-    client = make_client(max_spool_bytes=4000, spool_full_policy="drop_newest")
+    client = make_client(max_spool_bytes=MIN_SPOOL_BYTES, spool_full_policy="drop_newest")
     receiver.stop()
     for i in range(40):
-        client.info("may not fit", seq=i, payload="p" * 200)
+        client.info("may not fit", seq=i, payload="p" * 4000)
     dropped = client.stats()["dropped"]["spool_full"]
     receiver.start()
     assert client.flush(timeout=DEADLINE)
@@ -510,9 +511,9 @@ def test_drops_counted_by_a_process_that_died_are_announced_by_the_one_that_adop
     make_client, receiver
 ):
     receiver.stop()
-    dying = make_client(max_spool_bytes=20_000)
+    dying = make_client(max_spool_bytes=MIN_SPOOL_BYTES)
     for i in range(300):
-        dying.info("x" * 100, seq=i)  # overflows the cap: drop_oldest counts spool_full
+        dying.info("x" * 1000, seq=i)  # overflows the cap: drop_oldest counts spool_full
     dropped = dying.stats()["dropped"]["spool_full"]
     crash_spool(dying._spool)  # as if SIGKILLed: the file stays, unannounced drops inside
     receiver.start()

@@ -81,9 +81,12 @@ def test_defaults():
     ],
 )
 def test_explicit_beats_environment_beats_dotenv_beats_default(setting, variable, value):
-    explicit = {setting: "http://explicit:1" if setting == "server_url" else "explicit"}
-    from_env = "http://env:2" if setting == "server_url" else "env"
-    from_file = "http://file:3" if setting == "server_url" else "file"
+    from_explicit, from_env, from_file = {
+        "server_url": ("http://explicit:1", "http://env:2", "http://file:3"),
+        "environment": ("staging", "test", "local"),
+        "log_type": ("MOBILE", "IOT", "FRONTEND"),
+    }.get(setting, ("explicit", "env", "file"))
+    explicit = {setting: from_explicit}
     dotenv = f"{variable}={from_file}\n"
 
     assert explicit[setting] == getattr(
@@ -290,3 +293,172 @@ def test_an_explicit_spool_dir_wins_and_expands_the_home_directory(tmp_path, mon
     settings = settings_from({"spool_dir": "~/spool"}, environ)
 
     assert tmp_path / "spool" == settings.spool_dir
+
+
+# The common fields are checked against the shared vocabulary (log_collector/common/vocabulary.py):
+# a value the server's enum columns do not hold would have every record refused.
+
+
+@pytest.mark.parametrize(
+    ("explicit", "environ", "dotenv", "origin"),
+    [
+        ({"environment": "qa"}, {}, None, ""),
+        ({}, {"ENVIRONMENT": "qa"}, None, " (from ENVIRONMENT)"),
+        ({}, {}, "ENVIRONMENT=qa\n", " (from ENVIRONMENT in .env)"),
+    ],
+    ids=["argument", "environment-variable", "dotenv"],
+)
+def test_an_unknown_environment_raises_naming_the_setting_its_source_and_the_allowed_values(
+    explicit, environ, dotenv, origin
+):
+    with pytest.raises(ConfigError) as caught:
+        settings_from(explicit, environ, dotenv)
+
+    message = str(caught.value)
+    assert message.startswith(f"log-collector: invalid setting environment='qa'{origin}: ")
+    assert "'production', 'staging', 'development', 'test', 'local'" in message
+    assert "dev=development" in message
+
+
+def test_a_client_with_environment_qa_raises_before_touching_disk(tmp_path):
+    with pytest.raises(ConfigError, match="environment='qa'"):
+        AsyncLogClient(environment="qa", spool_dir=tmp_path / "spool")
+
+    assert not (tmp_path / "spool").exists()
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        ("prod", "production"),
+        ("dev", "development"),
+        ("stg", "staging"),
+        ("testing", "test"),
+        ("Production", "production"),
+        (" local ", "local"),
+    ],
+)
+def test_environment_aliases_and_case_become_the_stored_name(given, stored):
+    assert stored == settings_from({"environment": given}).environment
+    assert stored == settings_from({}, {"ENVIRONMENT": given}).environment
+
+
+@pytest.mark.parametrize(("given", "stored"), [("worker", "WORKER"), ("Frontend", "FRONTEND")])
+def test_log_type_in_any_case_becomes_the_stored_name(given, stored):
+    assert stored == settings_from({"log_type": given}).log_type
+
+
+@pytest.mark.parametrize(
+    ("explicit", "environ"),
+    [({"log_type": "web"}, {}), ({}, {"LOG_TYPE": "web"}), ({"log_type": 3}, {})],
+)
+def test_an_unknown_log_type_raises_listing_the_allowed_values(explicit, environ):
+    with pytest.raises(ConfigError) as caught:
+        settings_from(explicit, environ)
+
+    assert "log_type=" in str(caught.value)
+    assert "'BACKEND', 'FRONTEND', 'MOBILE', 'IOT', 'WORKER'" in str(caught.value)
+
+
+def test_a_node_env_the_server_knows_sets_the_environment():
+    assert "development" == settings_from({}, {"NODE_ENV": "dev"}).environment
+
+
+def test_an_unknown_node_env_is_passed_over_with_one_warning(caplog):
+    """NODE_ENV belongs to JavaScript tooling and may hold anything ("ci", "preview"):
+    it never stops the app; the next source (or the default) decides."""
+    with caplog.at_level("WARNING", logger="log_collector"):
+        alone = settings_from({}, {"NODE_ENV": "ci"})
+    warnings = [r.getMessage() for r in caplog.records]
+    behind_dotenv = settings_from({}, {"NODE_ENV": "ci"}, "ENVIRONMENT=staging\n")
+
+    assert ("development", "staging") == (alone.environment, behind_dotenv.environment)
+    assert 1 == len(warnings)
+    assert "NODE_ENV='ci'" in warnings[0]
+
+
+def test_environment_wins_over_an_unknown_node_env_and_still_raises_when_unknown():
+    assert "test" == settings_from({}, {"ENVIRONMENT": "test", "NODE_ENV": "ci"}).environment
+    with pytest.raises(ConfigError, match="ENVIRONMENT"):
+        settings_from({}, {"ENVIRONMENT": "qa", "NODE_ENV": "production"})
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "why"),
+    [
+        ("service", "", "non-empty"),
+        ("service", "   ", "non-empty"),
+        ("service", "s" * 101, "at most 100 characters"),
+        ("service_version", "", "non-empty"),
+        ("service_version", "v" * 51, "at most 50 characters"),
+        ("service_version", 1.2, "non-empty string"),
+    ],
+)
+def test_service_and_version_must_be_non_empty_and_fit_their_columns(setting, value, why):
+    with pytest.raises(ConfigError) as caught:
+        settings_from({setting: value})
+
+    assert f"{setting}=" in str(caught.value) and why in str(caught.value)
+
+
+def test_service_and_version_at_their_column_length_are_accepted():
+    settings = settings_from({"service": "s" * 100, "service_version": "v" * 50})
+
+    assert (100, 50) == (len(settings.service), len(settings.service_version))
+
+
+def test_an_over_long_service_name_from_the_environment_names_the_variable():
+    with pytest.raises(ConfigError, match=r"\(from SERVICE_NAME\)"):
+        settings_from({}, {"SERVICE_NAME": "s" * 101})
+
+
+# Floors: a value under them only loses records or spins, so it is refused with the minimum.
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "minimum"),
+    [
+        ("max_spool_bytes", 10, "at least 65536 bytes"),
+        ("max_spool_bytes", 64 * 1024 - 1, "at least 65536 bytes"),
+        ("flush_interval", 0.001, "at least 0.01 seconds"),
+        ("timeout", 0.01, "at least 0.1 seconds"),
+        ("max_backoff", 0.001, "at least 0.05 seconds"),
+        ("max_record_age", 1, "at least 60 seconds"),
+        ("flush_interval", float("inf"), "finite"),
+        ("timeout", float("nan"), "finite"),
+        ("close_timeout", -1, "zero or a positive number"),
+    ],
+)
+def test_an_absurd_value_raises_stating_the_minimum(setting, value, minimum):
+    with pytest.raises(ConfigError) as caught:
+        settings_from({setting: value})
+
+    assert f"{setting}=" in str(caught.value) and minimum in str(caught.value)
+
+
+def test_values_at_the_floors_are_accepted():
+    from log_collector.config import (
+        MIN_BACKOFF,
+        MIN_FLUSH_INTERVAL,
+        MIN_RECORD_AGE,
+        MIN_REQUEST_TIMEOUT,
+        MIN_SPOOL_BYTES,
+    )
+
+    settings = settings_from(
+        {
+            "max_spool_bytes": MIN_SPOOL_BYTES,
+            "flush_interval": MIN_FLUSH_INTERVAL,
+            "timeout": MIN_REQUEST_TIMEOUT,
+            "max_backoff": MIN_BACKOFF,
+            "max_record_age": MIN_RECORD_AGE,
+            "close_timeout": 0,
+        }
+    )
+
+    assert (64 * 1024, 0.0) == (settings.max_spool_bytes, settings.close_timeout)
+
+
+def test_a_client_with_a_ten_byte_spool_cap_raises_instead_of_dropping_every_record(tmp_path):
+    with pytest.raises(ConfigError, match="max_spool_bytes=10: must be at least 65536"):
+        AsyncLogClient(max_spool_bytes=10, spool_dir=tmp_path / "spool")

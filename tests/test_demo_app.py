@@ -3,6 +3,7 @@ login, a todo's life and the raising endpoint, through starlette's TestClient, a
 receiver with their request context."""
 
 import importlib.util
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ from starlette.testclient import TestClient
 from log_collector import AsyncLogClient
 
 SERVER = Path(__file__).resolve().parent / "demo-app" / "backend-python" / "server.py"
+REPO = Path(__file__).resolve().parent.parent
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +72,35 @@ def test_login_a_todo_and_a_failing_endpoint_are_logged_per_request(demo, client
     assert by_message["Slow operation finished"]["duration_ms"] >= 0
     completed = [r["status_code"] for r in records if r["message"] == "Request completed"]
     assert [401, 200, 201, 200, 200, 204, 500, 200] == completed
+
+
+def test_the_500_of_the_raising_endpoint_carries_the_trace_id_of_its_records(
+    demo, client, receiver
+):
+    """The README promises x-trace-id on every response: the middleware wraps the whole app,
+    so Starlette's 500 for an unhandled exception passes through it too."""
+    with TestClient(demo.create_app(client), raise_server_exceptions=False) as http:
+        failed = http.get("/api/error", headers={"traceparent": TRACEPARENT})
+
+    assert client.flush(timeout=10)
+    errors = [r for r in receiver.records if r["message"] == "Unhandled exception"]
+    assert (500, TRACE_ID) == (failed.status_code, failed.headers.get("x-trace-id"))
+    assert [TRACE_ID] == [r["trace_id"] for r in errors]
+
+
+def test_the_readme_stores_the_demo_database_where_git_ignores_it():
+    readme = (SERVER.parent / "README.md").read_text()
+    serve = next(line for line in readme.splitlines() if "log-collector serve --db" in line)
+    db_path = serve.split("sqlite:///", 1)[1].split()[0]
+
+    ignored = subprocess.run(
+        ["git", "check-ignore", "--no-index", db_path, f"{db_path}-wal"],
+        cwd=REPO,
+        capture_output=True,
+    )
+
+    assert ".demo/demo-app.db" == db_path
+    assert (0, [db_path, f"{db_path}-wal"]) == (
+        ignored.returncode,
+        ignored.stdout.decode().split(),
+    )

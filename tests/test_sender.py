@@ -96,9 +96,12 @@ def test_a_10_second_outage_loses_nothing(make_client, receiver):
 # -- answers the sender must classify --------------------------------------
 
 
-def test_a_burst_of_500_answers_is_retried_until_every_record_arrives(make_client, receiver):
+@pytest.mark.parametrize("status", [502, 504])
+def test_a_burst_of_gateway_errors_is_retried_until_every_record_arrives(
+    make_client, receiver, status
+):
     client = make_client(sleep=SleepRecorder())
-    receiver.fail_next(5, 500)
+    receiver.fail_next(5, status)
 
     for i in range(30):
         client.info("retried", seq=i)
@@ -245,7 +248,7 @@ def test_an_ack_lost_on_the_wire_resends_the_batch_with_the_same_event_ids(make_
 def test_backoff_waits_are_exponential_with_full_jitter_under_the_cap(make_client, receiver):
     sleeps = SleepRecorder()
     client = make_client(max_backoff=5.0, sleep=sleeps)
-    receiver.fail_next(6, 500)
+    receiver.fail_next(6, 502)
 
     client.info("backed off")
 
@@ -262,7 +265,7 @@ def test_backoff_jitter_spreads_over_the_whole_window(make_client, receiver):
     half of it (chance of a false failure: 2**-30)."""
     sleeps = SleepRecorder()
     client = make_client(max_backoff=1.0, sleep=sleeps)
-    receiver.fail_next(32, 500)
+    receiver.fail_next(32, 502)
 
     client.info("backed off")
 
@@ -276,7 +279,10 @@ def test_backoff_jitter_spreads_over_the_whole_window(make_client, receiver):
 # -- batching and waking ---------------------------------------------------
 
 
-def test_batches_of_100_records_or_more_are_gzipped_and_smaller_ones_are_not(make_client, receiver):
+def test_batches_of_100_small_records_or_more_are_gzipped_and_smaller_ones_are_not(
+    make_client, receiver
+):
+    """Five records are under both thresholds (gzip_min_records, 16 KiB); 150 pass the first."""
     client = make_client(flush_interval=NEVER)
 
     for i in range(5):

@@ -1,13 +1,13 @@
 """One POST of one batch and what its answer means (log_collector/transport.py).
 
 Responses come from real requests against the fault-injecting receiver (tests/receiver.py);
-only a non-JSON 2xx and an HTTP-date Retry-After, which the receiver cannot send, are built
-as plain requests.Response objects.
+only odd 2xx bodies and an HTTP-date Retry-After are built as plain requests.Response objects.
 """
 
 import email.utils
 import gzip
 import json
+import socket
 
 import pytest
 import requests
@@ -20,6 +20,7 @@ from log_collector.transport import (
     classify,
     encode_batch,
     parse_retry_after,
+    short_reason,
 )
 
 DEAD_URL = "http://127.0.0.1:9/logs"
@@ -97,16 +98,76 @@ def test_the_original_servers_plain_ok_is_an_ack(receiver):
 
 @pytest.mark.parametrize(
     "body",
-    [b"OK", b"", b"[1, 2]", b'{"rejected": "all"}', b'{"rejected": [{"index": "0"}, 7]}'],
+    [
+        b"OK",
+        b"",
+        b"[1, 2]",
+        b'{"count": 2}',
+        b'{"status": "error", "count": 2}',
+        b"<html><body><form action=/login>Sign in</form></body></html>",
+    ],
 )
-def test_a_2xx_with_an_unexpected_body_is_still_an_ack(body):
+def test_a_2xx_that_is_not_the_acknowledgement_json_is_not_an_ack(body):
+    """Only {"status": "ok", ...} acknowledges: a proxy's empty 200 or a login page stored
+    nothing, so the rows must stay."""
+    outcome = classify(response(200, body), count=2)
+
+    assert Kind.MISDIRECTED == outcome.kind
+    assert outcome.describe().startswith("HTTP 200: not a log-collector server")
+
+
+@pytest.mark.parametrize(
+    "body", [b'{"status": "ok", "rejected": "all"}', b'{"status": "ok", "rejected": [7, {}]}']
+)
+def test_an_ack_with_a_malformed_rejected_list_acknowledges_every_record(body):
     outcome = classify(response(200, body), count=2)
 
     assert (Kind.ACKED, ()) == (outcome.kind, outcome.rejected)
 
 
+def test_a_login_page_behind_a_redirect_is_not_followed_and_not_an_ack(receiver):
+    """An http -> https redirect in front of a login page: nothing is followed, the
+    Location is named, and the only request the server saw is the POST."""
+    login = f"https://127.0.0.1:{receiver.port}/login"
+    receiver.answer_next(status=302, headers={"Location": login})
+    transport = HttpTransport(f"{receiver.url}/logs", timeout=5)
+
+    outcome = transport.send(b'{"logs":[{"event_id":"a"}]}', gzipped=False, count=1)
+
+    assert (Kind.MISDIRECTED, 302) == (outcome.kind, outcome.status)
+    assert f"redirected to {login}" in outcome.detail
+    assert [("POST", "/logs")] == [(r.method, r.path) for r in receiver.requests]
+    assert 0 == receiver.count()
+
+
+@pytest.mark.parametrize("status", [301, 303, 307, 308])
+def test_every_redirect_is_misdirected(receiver, status):
+    receiver.answer_next(status=status, headers={"Location": "/elsewhere"})
+
+    outcome = HttpTransport(f"{receiver.url}/logs", timeout=5).send(
+        b'{"logs":[]}', gzipped=False, count=0
+    )
+
+    assert (Kind.MISDIRECTED, status) == (outcome.kind, outcome.status)
+    assert 1 == len(receiver.requests)
+
+
+def test_a_200_html_page_from_the_server_address_is_not_an_ack(receiver):
+    receiver.answer_next(
+        status=200, body="<html>Welcome</html>", headers={"Content-Type": "text/html"}
+    )
+
+    outcome = HttpTransport(f"{receiver.url}/logs", timeout=5).send(
+        b'{"logs":[{"event_id":"a"}]}', gzipped=False, count=1
+    )
+
+    assert Kind.MISDIRECTED == outcome.kind
+    assert "text/html" in outcome.detail
+    assert "Welcome" in outcome.detail
+
+
 def test_a_rejection_without_a_reason_gets_one():
-    body = json.dumps({"rejected": [{"index": 0}]}).encode()
+    body = json.dumps({"status": "ok", "rejected": [{"index": 0}]}).encode()
 
     assert ((0, "rejected by the server"),) == classify(response(200, body), count=1).rejected
 
@@ -183,7 +244,16 @@ def test_retry_after_as_an_http_date_is_counted_from_the_injected_now():
     assert (Kind.THROTTLED, 42.0) == (outcome.kind, outcome.retry_after)
 
 
-@pytest.mark.parametrize("status", [500, 502, 504, 408, 409, 418])
+def test_500_is_a_server_error_the_sender_may_narrow_down(receiver):
+    receiver.crash_batch_if = lambda record: record.get("crash")
+
+    outcome = classify(post(receiver, [{"event_id": "a"}, {"crash": 1}]), count=2)
+
+    assert (Kind.SERVER_ERROR, 500) == (outcome.kind, outcome.status)
+    assert 0 == receiver.count()
+
+
+@pytest.mark.parametrize("status", [502, 504, 408, 409, 418])
 def test_other_statuses_keep_the_rows_and_retry(receiver, status):
     receiver.fail_next(status=status)
 
@@ -210,8 +280,39 @@ def test_no_answer_at_all_means_retry_and_says_why():
     outcome = classify(None, error, count=1)
 
     assert (Kind.RETRY, None) == (outcome.kind, outcome.status)
-    assert outcome.detail.startswith("ConnectionError: ")
-    assert outcome.describe().startswith("retry: ConnectionError")
+    assert "connection refused" == outcome.describe()
+
+
+def test_https_to_a_plain_http_server_is_a_tls_error(receiver):
+    outcome = HttpTransport(f"https://127.0.0.1:{receiver.port}/logs", timeout=5).send(
+        b'{"logs":[]}', gzipped=False, count=0
+    )
+
+    assert (Kind.RETRY, "TLS error") == (outcome.kind, outcome.describe())
+
+
+def test_a_connection_dropped_without_an_answer_is_reported_in_a_few_words(receiver):
+    """The kernel may report the close as a reset or as an end of stream; either is named."""
+    receiver.drop_after_store_next()
+
+    outcome = HttpTransport(f"{receiver.url}/logs", timeout=5).send(
+        b'{"logs":[]}', gzipped=False, count=0
+    )
+
+    assert outcome.describe() in {"connection reset", "connection closed without an answer"}
+
+
+def test_an_unresolvable_name_is_named_not_quoted():
+    """requests wraps socket.gaierror three levels deep; only the reason is reported."""
+    error = requests.ConnectionError(socket.gaierror(socket.EAI_NONAME, "Name not known"))
+
+    assert "name not resolved" == short_reason(error)
+
+
+def test_a_reset_connection_is_named():
+    error = requests.ConnectionError(ConnectionResetError(104, "Connection reset by peer"))
+
+    assert "connection reset" == short_reason(error)
 
 
 def test_an_error_detail_is_capped():
@@ -406,8 +507,7 @@ def test_a_server_slower_than_the_timeout_is_a_retry(receiver):
 
     outcome = transport.send(b'{"logs":[]}', gzipped=False, count=0)
 
-    assert Kind.RETRY == outcome.kind
-    assert "Timeout" in outcome.detail
+    assert (Kind.RETRY, "timed out") == (outcome.kind, outcome.describe())
 
 
 def test_a_retry_after_date_is_read_against_the_wall_clock():

@@ -5,6 +5,11 @@ todos, hit an endpoint that raises, and one that is slow and timed. Every reques
 the pure ASGI middleware, so each of its records carries path, method, ip, trace_id (and user_id
 when the caller sends x-user-id), and "Request received" / "Request completed" frame it.
 
+The middleware wraps the whole FastAPI app rather than being added with ``add_middleware``:
+Starlette answers an unhandled exception's 500 from a middleware outside those, so only a
+wrapper outside the app puts ``x-trace-id`` on that response too (see the docstring of
+log_collector/integrations/asgi.py).
+
     python tests/demo-app/backend-python/server.py --port 8001
 
 See README.md next to this file for running it against ``log-collector serve``. Tests build the
@@ -47,9 +52,10 @@ class TodoUpdate(BaseModel):
     done: bool | None = None
 
 
-def create_app(client: AsyncLogClient | None = None) -> FastAPI:
-    """The demo app; without ``client`` it makes one from the environment and closes it on
-    shutdown (LOG_SERVER_URL, SERVICE_NAME, ... as for any AsyncLogClient)."""
+def create_app(client: AsyncLogClient | None = None) -> LogCollectorMiddleware:
+    """The demo app, wrapped in the logging middleware; without ``client`` it makes one from
+    the environment and closes it on shutdown (LOG_SERVER_URL, SERVICE_NAME, ... as for any
+    AsyncLogClient)."""
     owns_client = client is None
     log = client or AsyncLogClient(service="demo-backend-python", enable_global_error_handler=True)
 
@@ -62,7 +68,6 @@ def create_app(client: AsyncLogClient | None = None) -> FastAPI:
             log.close()
 
     app = FastAPI(title="log-collector demo backend", lifespan=lifespan)
-    app.add_middleware(LogCollectorMiddleware, client=log, exclude_paths={"/health"})
 
     sessions: dict[str, str] = {}  # token -> user_id
     todos: dict[int, dict[str, object]] = {}
@@ -143,7 +148,7 @@ def create_app(client: AsyncLogClient | None = None) -> FastAPI:
             total = compute_report(10_000)
         return {"delay_ms": ms, "report": total}
 
-    return app
+    return LogCollectorMiddleware(app, log, exclude_paths={"/health"})
 
 
 def main() -> None:
