@@ -51,3 +51,41 @@ def test_the_handler_is_part_of_the_public_api():
 
     assert "LogCollectorHandler" in log_collector.__all__
     assert log_collector.handler.LogCollectorHandler is log_collector.LogCollectorHandler
+
+
+def modules_after(statement, prefixes):
+    probe = (
+        f"import json, sys\n{statement}\n"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({prefixes!r}))))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
+    )
+    return json.loads(done.stdout)
+
+
+def test_the_server_store_loads_none_of_the_clients_dependencies():
+    loaded = modules_after(
+        "import log_collector.server.store.base", ("requests", "tenacity", "log_collector.client")
+    )
+    assert [] == loaded
+
+
+def test_importing_the_package_loads_no_server_module():
+    assert [] == modules_after("import log_collector", ("log_collector.server", "fastapi"))
+
+
+def test_the_common_vocabulary_imports_neither_side():
+    loaded = modules_after(
+        "import log_collector.common.vocabulary",
+        ("log_collector.server", "log_collector.client", "log_collector.spool", "requests"),
+    )
+    assert [] == loaded
+
+
+def test_every_lazy_export_resolves_and_is_listed():
+    import log_collector
+
+    assert sorted(log_collector._EXPORTS) == sorted(set(log_collector.__all__) - {"__version__"})
+    for name in log_collector.__all__:
+        assert getattr(log_collector, name) is not None
