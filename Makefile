@@ -1,10 +1,10 @@
-# Every target here is what CI runs (.ci/run calls `make test` and `make demo`).
+# Every target here is what CI runs (.ci/run calls `make lint`, `make test` and `make demo`).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-slow lint bench demo wheel-check clean
+.PHONY: install test test-slow lint bench demo clean
 
 install: $(STAMP)
 
@@ -22,6 +22,7 @@ test-slow: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check log_collector tests scripts
+	$(PY) -m ruff format --check log_collector tests scripts
 
 bench: $(STAMP)
 	$(PY) scripts/bench_client.py
