@@ -16,19 +16,19 @@ from ._version import __version__
 
 # name -> the module that defines it
 _EXPORTS = {
-    "AsyncLogClient": ".client",
-    "ConfigError": ".config",
-    "clear_request_context": ".context",
-    "clear_user_context": ".context",
-    "get_request_context": ".context",
-    "get_user_context": ".context",
-    "set_request_context": ".context",
-    "set_user_context": ".context",
-    "user_context": ".context",
-    "LogCollectorHandler": ".handler",
-    "asyncio_exception_handler": ".hooks",
-    "DEFAULT_REDACT_KEYS": ".record",
-    "LEVELS": ".record",
+    "AsyncLogClient": ".client.facade",
+    "ConfigError": ".client.settings",
+    "clear_request_context": ".client.context",
+    "clear_user_context": ".client.context",
+    "get_request_context": ".client.context",
+    "get_user_context": ".client.context",
+    "set_request_context": ".client.context",
+    "set_user_context": ".client.context",
+    "user_context": ".client.context",
+    "LogCollectorHandler": ".client.handler",
+    "asyncio_exception_handler": ".client.excepthook",
+    "DEFAULT_REDACT_KEYS": ".client.record",
+    "LEVELS": ".client.record",
 }
 
 __all__ = [
@@ -49,9 +49,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from .client import AsyncLogClient
-    from .config import ConfigError
-    from .context import (
+    from .client.context import (
         clear_request_context,
         clear_user_context,
         get_request_context,
@@ -60,16 +58,18 @@ if TYPE_CHECKING:
         set_user_context,
         user_context,
     )
-    from .handler import LogCollectorHandler
-    from .hooks import asyncio_exception_handler
-    from .record import DEFAULT_REDACT_KEYS, LEVELS
+    from .client.excepthook import asyncio_exception_handler
+    from .client.facade import AsyncLogClient
+    from .client.handler import LogCollectorHandler
+    from .client.record import DEFAULT_REDACT_KEYS, LEVELS
+    from .client.settings import ConfigError
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
-        # A submodule reached as an attribute (``log_collector.handler``), as it was
-        # when the package imported the client eagerly.
+        # A submodule reached as an attribute (``log_collector.client``), as after
+        # ``import log_collector.client``.
         if name.startswith("__") or importlib.util.find_spec(f"{__name__}.{name}") is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
         return importlib.import_module(f".{name}", __name__)

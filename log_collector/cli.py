@@ -19,9 +19,9 @@ from typing import IO, Any
 
 import click
 
-from . import __version__
-from .config import ConfigError, default_spool_dir
-from .spool import NotAdoptable, SpoolError, inspect, spool_files
+from ._version import __version__
+from .client.settings import ConfigError, default_spool_dir
+from .client.spool import NotAdoptable, SpoolError, inspect, spool_files
 
 EXIT_FAILURE = 1
 
@@ -168,8 +168,8 @@ def replay(
     Example:
       log-collector replay /var/cache/log-collector/payments --server http://logs:8000
     """
-    from . import replay as replaying
-    from .config import _url
+    from .client import replay as replaying
+    from .client.settings import _url
 
     _paths_or_default(paths)
     if server_url is not None:
@@ -214,7 +214,7 @@ def dead_letters(paths: tuple[Path, ...], requeue: bool, limit: int) -> None:
     Example:
       log-collector dead-letters ./spool/1234-ab12cd34.spool --requeue
     """
-    from .replay import open_spools
+    from .client.replay import open_spools
 
     _paths_or_default(paths)
     found = open_spools(list(paths))

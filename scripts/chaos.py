@@ -69,7 +69,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from chaos_proxy import ChaosProxy  # noqa: E402
 
-from log_collector.spool import inspect as inspect_spool  # noqa: E402
+from log_collector.client.spool import inspect as inspect_spool  # noqa: E402
 
 PY = sys.executable
 THREADS = 2

@@ -17,10 +17,10 @@ from contextvars import Token
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from ..context import _request_context
+from ..client.context import _request_context
 
 if TYPE_CHECKING:
-    from ..client import AsyncLogClient
+    from ..client.facade import AsyncLogClient
 
 TRACE_HEADER = "x-trace-id"
 USER_ID_HEADER = "x-user-id"

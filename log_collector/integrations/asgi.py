@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from ._common import Options, RequestLog, header_getter
 
 if TYPE_CHECKING:
-    from ..client import AsyncLogClient
+    from ..client.facade import AsyncLogClient
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

@@ -45,7 +45,7 @@ from ._common import Options, RequestLog
 if TYPE_CHECKING:
     from django.http import HttpRequest, HttpResponseBase
 
-    from ..client import AsyncLogClient
+    from ..client.facade import AsyncLogClient
 
 __all__ = ["LogCollectorMiddleware"]
 

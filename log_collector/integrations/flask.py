@@ -26,7 +26,7 @@ from flask import Flask, Response, g, got_request_exception, request
 from ._common import Options, RequestLog
 
 if TYPE_CHECKING:
-    from ..client import AsyncLogClient
+    from ..client.facade import AsyncLogClient
 
 __all__ = ["LogCollector", "init_app"]
 

@@ -19,7 +19,7 @@ import psycopg
 import uvicorn
 from psycopg.rows import dict_row
 
-from log_collector._migrations import sql_files
+from log_collector.common.migrations import sql_files
 
 
 def closed_port() -> int:

@@ -12,7 +12,7 @@ import sqlite_utils
 from server_helpers import stored_rows
 from sqlite_utils.migrations import Migrations
 
-from log_collector._migrations import split_statements, sql_files
+from log_collector.common.migrations import split_statements, sql_files
 from log_collector.server import open_store
 from log_collector.server.store.base import ROW_COLUMNS, StoreUnavailable
 from log_collector.server.validate import normalise

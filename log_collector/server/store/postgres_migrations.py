@@ -1,4 +1,4 @@
-"""The PostgreSQL migration runner (SQLite uses sqlite-utils', see ``_migrations``).
+"""The PostgreSQL migration runner (SQLite uses sqlite-utils', see ``common.migrations``).
 
 Each numbered file under ``migrations/postgres/`` runs in one transaction
 together with its bookkeeping row, so a step is either fully applied and
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import psycopg
 
-from ..._migrations import sql_files
+from ...common.migrations import sql_files
 
 BOOKKEEPING_TABLE = "log_collector_migrations"
 # Any constant shared by every runner; "lcmigr" in ASCII.

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ..._migrations import apply_sqlite
+from ...common.migrations import apply_sqlite
 from .base import (
     ERROR_LEVELS,
     RECENT_ERRORS_WINDOW_S,
