@@ -23,6 +23,7 @@ test-slow: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m ruff check log_collector tests scripts
 	$(PY) -m ruff format --check log_collector tests scripts
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(PY) scripts/bench_client.py

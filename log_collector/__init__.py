@@ -27,8 +27,8 @@ _EXPORTS = {
     "user_context": ".client.context",
     "LogCollectorHandler": ".client.handler",
     "asyncio_exception_handler": ".client.excepthook",
-    "DEFAULT_REDACT_KEYS": ".client.record",
-    "LEVELS": ".client.record",
+    "DEFAULT_REDACT_KEYS": ".client.settings",
+    "LEVELS": ".client.settings",
 }
 
 __all__ = [
@@ -61,8 +61,7 @@ if TYPE_CHECKING:
     from .client.excepthook import asyncio_exception_handler
     from .client.facade import AsyncLogClient
     from .client.handler import LogCollectorHandler
-    from .client.record import DEFAULT_REDACT_KEYS, LEVELS
-    from .client.settings import ConfigError
+    from .client.settings import DEFAULT_REDACT_KEYS, LEVELS, ConfigError
 
 
 def __getattr__(name: str) -> Any:

@@ -22,6 +22,8 @@ import click
 from ._version import __version__
 from .client.settings import ConfigError, default_spool_dir
 from .client.spool import NotAdoptable, SpoolError, inspect, spool_files
+from .server.command import migrate, serve
+from .server.store import StoreUnavailable
 
 EXIT_FAILURE = 1
 
@@ -43,10 +45,8 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
         ConfigError,
         SpoolError,
         NotAdoptable,
+        StoreUnavailable,
     )
-    server = sys.modules.get("log_collector.server")  # imported only by serve and migrate
-    if server is not None:
-        expected += (server.StoreUnavailable,)
     return expected
 
 
@@ -259,78 +259,10 @@ def _report_skipped(skipped: list[tuple[str, str]], *, usable: int) -> bool:
     return True
 
 
-@main.command()
-@click.option("--db", "db_url", default="sqlite:///./logs.db", show_default=True, help="Store URL.")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
-@click.option(
-    "--body-timeout",
-    default=30.0,
-    show_default=True,
-    help="Seconds a client has to send a request body (then 408).",
-)
-@click.option(
-    "--header-timeout",
-    default=10.0,
-    show_default=True,
-    help="Seconds a connection has to send a request's headers (then closed).",
-)
-@click.option(
-    "--max-connections",
-    default=4096,
-    show_default=True,
-    help="Open connections at most, lowered to fit the open-files limit.",
-)
-def serve(
-    db_url: str,
-    host: str,
-    port: int,
-    body_timeout: float,
-    header_timeout: float,
-    max_connections: int,
-) -> None:
-    """Run the ingest server (POST /logs) on SQLite or PostgreSQL.
-
-    \b
-    Example:
-      log-collector serve --db postgresql://logs@db/logs --host 0.0.0.0 --port 8000
-    """
-    server = _server_module()
-    try:
-        server.serve(
-            db_url,
-            host=host,
-            port=port,
-            limits=server.Limits(body_timeout=body_timeout),
-            connections=server.ConnectionLimits(header_timeout, max_connections),
-        )
-    except (server.StoreUnavailable, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-@main.command()
-@click.option(
-    "--db", "db_url", required=True, help="Store URL (sqlite:///path or postgresql://...)."
-)
-def migrate(db_url: str) -> None:
-    """Apply pending schema migrations to a store; a no-op when up to date.
-
-    \b
-    Example:
-      log-collector migrate --db postgresql://postgres@127.0.0.1/logs
-    """
-    applied = _server_module().migrate(db_url)
-    click.echo("applied: " + ", ".join(applied) if applied else "up to date")
-
-
-def _server_module() -> Any:
-    try:
-        from . import server
-    except ImportError as exc:
-        raise click.ClickException(
-            f"the server needs its extra: pip install 'log-collector-durable[server]' ({exc})"
-        ) from None
-    return server
+# The server's commands live with it, so ``python -m log_collector.server`` runs
+# the same ``serve`` without importing the client; loading them costs no extra.
+main.add_command(serve)
+main.add_command(migrate)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ def bare_insert_floor(body: str, calls: int, threads: int = 1) -> dict[str, floa
     """One autocommit INSERT of the same JSON text per call, WAL, synchronous=NORMAL.
 
     With ``threads`` > 1 they share the one connection behind a lock, as the
-    spool's appenders do (DESIGN 3: one write connection per spool), so the
+    spool's appenders do (one write connection per spool), so the
     figure is what the GIL and two cores leave of a single INSERT per call.
     """
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,12 +1,12 @@
 """A real HTTP ingest server on 127.0.0.1 that client tests can script.
 
-It speaks the wire protocol of DESIGN.md section 5 (POST /logs, gzip, the 200 answer with
-accepted / duplicates / rejected) and can be told to fail in the ways the sender must classify:
-scripted answers (500, 429 or 503 with Retry-After, ...), an ack lost on the wire, a slow answer,
-413 for too many records, 400 for a poisoned batch, 500 for any batch holding a record that
-crashes it, per-record rejections, 401, something that is not a log-collector server (a
-redirect with a Location, a 200 HTML page), and a server that is down (stop() closes the
-socket, so connections are refused).
+It speaks the ingest server's wire protocol (POST /logs, gzip, the 200 answer with accepted /
+duplicates / rejected; docs/architecture.md says what each answer means) and can be told to
+fail in the ways the sender must classify: scripted answers (500, 429 or 503 with Retry-After,
+...), an ack lost on the wire, a slow answer, 413 for too many records, 400 for a poisoned
+batch, 500 for any batch holding a record that crashes it, per-record rejections, 401,
+something that is not a log-collector server (a redirect with a Location, a 200 HTML page), and
+a server that is down (stop() closes the socket, so connections are refused).
 
 In tests:   ``from receiver import Receiver`` (tests/conftest.py puts tests/ on sys.path).
 In scripts: ``sys.path.insert(0, "tests")`` first, or run it as its own process:
@@ -471,8 +471,8 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "log-receiver"
     sys_version = ""
     # The answer goes out as two writes (headers, then the body). With Nagle's algorithm on, the
-    # body waits for the client's delayed ACK of the headers: about 40 ms per request on Linux,
-    # which capped the end-to-end benchmark at ~18k records/s. Real servers (uvicorn) set it too.
+    # body waits for the client's delayed ACK of the headers (Linux delays an ACK up to 40 ms),
+    # so every request would pay that wait. Real servers (uvicorn) set TCP_NODELAY too.
     disable_nagle_algorithm = True
     server: _Server
 

@@ -1,8 +1,8 @@
 """Where a client's records go, and how they leave.
 
 ``Delivery`` owns a client's spool (or, while no spool can be written, the
-bounded in-memory fallback), the orphaned spools it adopted, and the sender
-thread that ships them all. ``AsyncLogClient`` builds records and hands them
+bounded in-memory fallback), the orphaned spools it adopted (``orphans``), and
+the sender thread that ships them all. ``AsyncLogClient`` builds records and hands them
 here; ``flush``, ``close`` and ``stats`` are answered here too.
 """
 
@@ -19,24 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from .memory import MemoryQueue
+from .orphans import ADOPT_INTERVAL, Orphans
 from .sender import Sender, Source
 from .settings import Settings
-from .spool import (
-    NotAdoptable,
-    Spool,
-    SpoolError,
-    candidates,
-    is_corruption,
-    move_aside,
-    owner_alive,
-    private_spool_dir,
-    salvage,
-)
+from .spool import Spool, SpoolError, is_corruption, move_aside, private_spool_dir, salvage
 from .transport import HttpTransport
 
 logger = logging.getLogger("log_collector")
-
-ADOPT_INTERVAL = 30.0  # seconds between scans of the spool directory for orphans
 
 # SQLite handles inherited through fork(): kept referenced forever so that the
 # child never finalises (closes) the parent's connections. See Spool.abandon.
@@ -63,11 +52,9 @@ class Delivery:
         self._sleep = sleep
         self._announce = announce
         self._lock = threading.RLock()
-        self._adopt_lock = threading.Lock()
         self._closed = False
         self.spool: Spool | None = None
-        self._adopted: list[Spool] = []
-        self._next_scan = 0.0
+        self._orphans = self._new_orphans(next_scan=0.0)
         self.sender: Sender | None = None
         self._since_wake = 0
         self._dropped: dict[str, int] = {}
@@ -78,7 +65,7 @@ class Delivery:
     def start(self) -> None:
         """Open the spool; start the sender at once if orphans wait to be drained."""
         self.open_spool()
-        if self._orphans_waiting():
+        if self._orphans.waiting(self.settings.spool_dir, self.spool):
             self._ensure_sender()
 
     def append(self, created_at: float, body: str) -> None:
@@ -133,8 +120,8 @@ class Delivery:
         self._dropped[reason] = self._dropped.get(reason, 0) + n
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything handed over before this call is acknowledged
-        (or dead-lettered), adopted orphans included. False if ``timeout`` passed first."""
+        """Wait until everything handed over so far is acknowledged (or
+        dead-lettered), adopted orphans included. False if ``timeout`` passed first."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             if self._closed:
@@ -148,7 +135,7 @@ class Delivery:
             if self.spool is not None:
                 marks[id(self.spool)] = self.spool.high_water()
             memory, memory_mark = self._memory, self._memory.high_water()
-            adopted = list(self._adopted)
+            adopted = list(self._orphans)
 
         def spool_delivered() -> bool:
             spool = self.spool
@@ -204,9 +191,7 @@ class Delivery:
             self.sender = None
             spool, self.spool = self.spool, None
             left = spool.close() if spool is not None else 0
-            for adopted in self._adopted:
-                left += adopted.close()
-            self._adopted = []
+            left += self._orphans.close()
             in_memory = self._memory.pending()
         if left:
             where = spool.path.parent if spool is not None else self.settings.spool_dir
@@ -274,7 +259,7 @@ class Delivery:
             "spool_rows": spool_rows,
             "spool_bytes": spool_bytes,
             "oldest_pending_age": None if oldest is None else max(0.0, self._clock() - oldest),
-            "adopted_spools": len(self._adopted),
+            "adopted_spools": len(self._orphans),
             "last_error": sender_stats.last_error if sender_stats else None,
         }
 
@@ -297,14 +282,12 @@ class Delivery:
         opens a spool file of its own on its first log call.
         """
         self._lock = threading.RLock()
-        self._adopt_lock = threading.Lock()
-        for spool in [self.spool, *self._adopted]:
-            if spool is not None:
-                _INHERITED.extend(spool.abandon())
+        if self.spool is not None:
+            _INHERITED.extend(self.spool.abandon())
+        _INHERITED.extend(self._orphans.abandon())
         self.spool = None
-        self._adopted = []
         self.sender = None
-        self._next_scan = time.monotonic() + ADOPT_INTERVAL
+        self._orphans = self._new_orphans(next_scan=time.monotonic() + ADOPT_INTERVAL)
         self._new_memory()
 
     def _to_memory(self, rows: list[tuple[float, str]], exc: BaseException | None) -> None:
@@ -354,9 +337,7 @@ class Delivery:
             return
         if source is self.spool:
             self._retire_spool(str(exc), source)  # type: ignore[arg-type]
-        elif source in self._adopted:
-            with self._adopt_lock:
-                self._adopted.remove(source)  # type: ignore[arg-type]
+        elif self._orphans.remove(source):
             _INHERITED.extend(source.abandon())  # type: ignore[attr-defined]
             self._quarantine(source.path, str(exc))
 
@@ -369,7 +350,7 @@ class Delivery:
             logger.warning(message)
 
     def _sources(self) -> list[Source]:
-        return self.own_sources() + list(self._adopted)
+        return self.own_sources() + list(self._orphans)
 
     def _ensure_sender(self) -> Sender:
         with self._lock:
@@ -395,41 +376,16 @@ class Delivery:
             return self.sender
 
     def _drained(self, source: Source) -> None:
-        if source in self._adopted:
-            with self._adopt_lock:
-                self._adopted.remove(source)  # type: ignore[arg-type]
+        if self._orphans.remove(source):
             source.close()  # type: ignore[attr-defined]
 
-    def _orphans_waiting(self) -> bool:
-        own = {self.spool.path} if self.spool is not None else set()
-        return any(
-            not owner_alive(path) for path in candidates(self.settings.spool_dir, exclude=own)
-        )
-
     def _adopt_orphans(self, force: bool = False) -> None:
-        """Take over spool files in our directory whose process is gone and that
-        ship to our server; the sender drains them after our own."""
-        now = time.monotonic()
-        if not force and now < self._next_scan:
-            return
-        with self._adopt_lock:
-            self._next_scan = now + ADOPT_INTERVAL
-            s = self.settings
-            own = {sp.path for sp in [self.spool, *self._adopted] if sp is not None}
-            for path in candidates(s.spool_dir, exclude=own):
-                try:
-                    adopted = Spool.adopt(
-                        path, target_url=s.server_url, durability=s.durability, clock=self._clock
-                    )
-                    self._adopted.append(adopted)
-                    if adopted.drop_notice:
-                        self._announce(adopted, True)
-                except NotAdoptable:
-                    continue
-                except SpoolError as exc:
-                    self._quarantine(path, str(exc))
-                except sqlite3.DatabaseError as exc:
-                    if is_corruption(exc):
-                        self._quarantine(path, str(exc))
-                except OSError as exc:
-                    logger.debug("log-collector: cannot adopt %s: %s", path, exc)
+        self._orphans.scan(self.settings, self.spool, force=force)
+
+    def _new_orphans(self, *, next_scan: float) -> Orphans:
+        return Orphans(
+            clock=self._clock,
+            quarantine=self._quarantine,
+            announce=self._announce,
+            next_scan=next_scan,
+        )

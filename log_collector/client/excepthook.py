@@ -15,10 +15,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from .facade import AsyncLogClient
+from typing import Any, Protocol
 
 __all__ = [
     "asyncio_exception_handler",
@@ -26,12 +23,24 @@ __all__ = [
     "uninstall_global_error_handler",
 ]
 
+
+class _Client(Protocol):
+    """What the hooks need of an ``AsyncLogClient``; a protocol, so that the facade can
+    import this module without this one importing the facade."""
+
+    def error_with_trace(
+        self, message: str, exception: BaseException | None = None, **fields: Any
+    ) -> None: ...
+
+    def flush(self, timeout: float | None = None) -> bool: ...
+
+
 FLUSH_ON_CRASH = 2.0  # seconds, for all clients together: a dying process should not hang
 
 _lock = threading.Lock()
 # Strong references: a script that enabled the handler and dropped its client
 # still wants its crash logged.
-_clients: list[AsyncLogClient] = []
+_clients: list[_Client] = []
 _previous_sys: Any = None
 _previous_thread: Any = None
 # Whether our hook is in each chain. It stays there (passing through) when
@@ -40,7 +49,7 @@ _in_sys_chain = False
 _in_thread_chain = False
 
 
-def _registered() -> list[AsyncLogClient]:
+def _registered() -> list[_Client]:
     with _lock:
         return list(_clients)
 
@@ -76,7 +85,7 @@ def _thread_hook(args: threading.ExceptHookArgs) -> None:
         (_previous_thread or threading.__excepthook__)(args)
 
 
-def install_global_error_handler(client: AsyncLogClient) -> None:
+def install_global_error_handler(client: _Client) -> None:
     """Log uncaught exceptions through ``client``; a second call for it does nothing."""
     global _previous_sys, _previous_thread, _in_sys_chain, _in_thread_chain
     with _lock:
@@ -91,7 +100,7 @@ def install_global_error_handler(client: AsyncLogClient) -> None:
             _in_thread_chain = True
 
 
-def uninstall_global_error_handler(client: AsyncLogClient | None = None) -> None:
+def uninstall_global_error_handler(client: _Client | None = None) -> None:
     """Stop logging uncaught exceptions through ``client`` (``None``: every client).
 
     When no client is left the previous hooks are put back, unless another
@@ -113,7 +122,7 @@ def uninstall_global_error_handler(client: AsyncLogClient | None = None) -> None
             _in_thread_chain = False
 
 
-def asyncio_exception_handler(client: AsyncLogClient) -> Any:
+def asyncio_exception_handler(client: _Client) -> Any:
     """A handler for ``loop.set_exception_handler``: logs the exception, then defers to
     the loop's default handler (which prints it)."""
 

@@ -10,9 +10,6 @@ runs unchanged.
 from __future__ import annotations
 
 import atexit
-import functools
-import inspect
-import json
 import logging
 import os
 import sys
@@ -20,18 +17,19 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any, overload
+from typing import Any
 
 from . import context as _context
 from ._forkgate import GATE as FORK_GATE
 from .delivery import Delivery
-from .record import DEFAULT_REDACT_KEYS, RecordBuilder, reseed_after_fork
-from .settings import MiB, Settings, load_settings
+from .excepthook import install_global_error_handler
+from .pending import PendingRecords
+from .record import RecordBuilder
+from .settings import DEFAULTS, OPTIONS, Settings, load_settings
 from .spool import Spool
+from .timing import Timer, measured
 
 logger = logging.getLogger("log_collector")
 
@@ -71,7 +69,6 @@ def _close_all_at_exit() -> None:
 
 def _after_fork_in_child() -> None:
     FORK_GATE.reset()
-    reseed_after_fork()
     for client in list(_clients):
         client._reset_after_fork()
 
@@ -87,78 +84,14 @@ class _Done:
         return "<closed>"
 
 
-class PendingRecords(Sequence[dict[str, Any]]):
-    """Read-only view of the records not yet acknowledged (``client.queue``)."""
-
-    def __init__(self, delivery: Delivery) -> None:
-        self._delivery = delivery
-
-    def _sources(self) -> list[Any]:
-        return self._delivery.own_sources()
-
-    def __len__(self) -> int:
-        return sum(source.pending() for source in self._sources())
-
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
-
-    def __getitem__(self, index: int | slice) -> Any:
-        if isinstance(index, slice):
-            return list(self)[index]
-        if index < 0:
-            index += len(self)
-        if index < 0:
-            raise IndexError("queue index out of range")
-        for source in self._sources():
-            if isinstance(source, Spool):
-                body = source.body_at(index)
-                if body is not None:
-                    return json.loads(body)
-                index -= source.pending()
-            else:
-                rows = source.read_batch(index + 1)
-                if index < len(rows):
-                    return json.loads(rows[index][1])
-        raise IndexError("queue index out of range")
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        for source in self._sources():
-            if isinstance(source, Spool):
-                for body in source.iter_bodies():
-                    yield json.loads(body)
-            else:
-                for _, body in source.read_batch(source.pending()):
-                    yield json.loads(body)
-
-
-class _Timer(AbstractContextManager["_Timer"]):
-    def __init__(self, client: AsyncLogClient, message: str, level: str, fields: dict[str, Any]):
-        self._client, self._message, self._level, self._fields = client, message, level, fields
-        self._start = 0.0
-
-    def __enter__(self) -> _Timer:
-        self._start = time.perf_counter()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        duration_ms = (time.perf_counter() - self._start) * 1000
-        if exc is not None:
-            self._client.error_with_trace(
-                self._message, exception=exc, duration_ms=duration_ms, **self._fields
-            )
-        else:
-            self._client.log(self._level, self._message, duration_ms=duration_ms, **self._fields)
-
-
 class AsyncLogClient:
-    """Durable, non-blocking log shipping; see DESIGN.md section 4."""
+    """Durable, non-blocking log shipping; see docs/architecture.md.
+
+    The signature lists every setting, as the older client's did (and for IDE help);
+    the defaults come from ``settings.OPTIONS``, where each setting is defined once. A
+    setting read from the environment defaults to ``None``: not given, so that its
+    environment variable, then ``.env``, then its default decide.
+    """
 
     def __init__(
         self,
@@ -167,61 +100,37 @@ class AsyncLogClient:
         environment: str | None = None,
         service_version: str | None = None,
         log_type: str | None = None,
-        batch_size: int = 1000,
-        flush_interval: float = 1.0,
-        enable_compression: bool = True,
+        batch_size: int = DEFAULTS["batch_size"],
+        flush_interval: float = DEFAULTS["flush_interval"],
+        enable_compression: bool = DEFAULTS["enable_compression"],
         enable_global_error_handler: bool | None = None,
         *,
         spool_dir: str | os.PathLike[str] | None = None,
-        durability: str = "normal",
-        max_spool_bytes: int = 256 * MiB,
-        spool_full_policy: str = "drop_oldest",
-        max_record_age: float | None = None,
-        timeout: float = 5.0,
+        durability: str = DEFAULTS["durability"],
+        max_spool_bytes: int = DEFAULTS["max_spool_bytes"],
+        spool_full_policy: str = DEFAULTS["spool_full_policy"],
+        max_record_age: float | None = DEFAULTS["max_record_age"],
+        timeout: float = DEFAULTS["timeout"],
         api_key: str | None = None,
-        redact_keys: Any = DEFAULT_REDACT_KEYS,
-        min_level: str = "TRACE",
-        gzip_min_records: int = 100,
-        gzip_min_bytes: int = 16 * 1024,
-        max_backoff: float = 30.0,
-        close_timeout: float = 5.0,
-        fallback_capacity: int = 10_000,
+        redact_keys: Any = DEFAULTS["redact_keys"],
+        min_level: str = DEFAULTS["min_level"],
+        gzip_min_records: int = DEFAULTS["gzip_min_records"],
+        gzip_min_bytes: int = DEFAULTS["gzip_min_bytes"],
+        max_backoff: float = DEFAULTS["max_backoff"],
+        close_timeout: float = DEFAULTS["close_timeout"],
+        fallback_capacity: int = DEFAULTS["fallback_capacity"],
         max_queue_size: int | None = None,
         max_retries: int | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
+        # Every setting argument, by the names OPTIONS gives them: the one list of settings.
+        given = locals()
         # max_queue_size and max_retries belong to the older in-memory client and
         # are accepted so its callers keep working: the spool replaces the queue
         # (bounded by max_spool_bytes) and no retry count ever drops a record.
         del max_queue_size, max_retries
-        self.settings: Settings = load_settings(
-            {
-                "server_url": server_url,
-                "service": service,
-                "environment": environment,
-                "service_version": service_version,
-                "log_type": log_type,
-                "batch_size": batch_size,
-                "flush_interval": flush_interval,
-                "enable_compression": enable_compression,
-                "enable_global_error_handler": enable_global_error_handler,
-                "spool_dir": spool_dir,
-                "durability": durability,
-                "max_spool_bytes": max_spool_bytes,
-                "spool_full_policy": spool_full_policy,
-                "max_record_age": max_record_age,
-                "timeout": timeout,
-                "api_key": api_key,
-                "redact_keys": redact_keys,
-                "min_level": min_level,
-                "gzip_min_records": gzip_min_records,
-                "gzip_min_bytes": gzip_min_bytes,
-                "max_backoff": max_backoff,
-                "close_timeout": close_timeout,
-                "fallback_capacity": fallback_capacity,
-            }
-        )
+        self.settings: Settings = load_settings({name: given[name] for name in OPTIONS})
         s = self.settings
         # Attributes of the older client, kept readable.
         self.server_url, self.service, self.environment = s.server_url, s.service, s.environment
@@ -232,14 +141,12 @@ class AsyncLogClient:
 
         self._builder = RecordBuilder(s, clock=clock)
         self._delivery = Delivery(s, clock=clock, sleep=sleep, announce=self._announce_drops)
-        self.queue = PendingRecords(self._delivery)
+        self.queue = PendingRecords(self._delivery.own_sources)
 
         _install_process_hooks()
         _clients.add(self)
         self._delivery.start()
         if s.enable_global_error_handler:
-            from .excepthook import install_global_error_handler
-
             install_global_error_handler(self)
 
     def log(
@@ -347,67 +254,17 @@ class AsyncLogClient:
     def end_timer(self, start_time: float, level: str, message: str, **fields: Any) -> None:
         self.log(level, message, duration_ms=(time.perf_counter() - start_time) * 1000, **fields)
 
-    def timer(self, message: str, level: str = "INFO", **fields: Any) -> _Timer:
+    def timer(self, message: str, level: str = "INFO", **fields: Any) -> Timer:
         """``with client.timer("query"):`` logs ``duration_ms`` (with the trace if it raised)."""
-        return _Timer(self, message, level, fields)
+        return Timer(self, message, level, fields)
 
     def measure(
         self, message: str | Callable[..., Any] | None = None, level: str = "INFO", **fields: Any
     ) -> Any:
         """``@client.measure("msg")``, ``@client.measure()`` or ``client.measure(fn)``."""
         if callable(message):
-            return self._measured(message, None, level, fields)
-        return lambda fn: self._measured(fn, message, level, fields)
-
-    def _measured(
-        self, fn: Callable[..., Any], message: str | None, level: str, fields: dict[str, Any]
-    ) -> Callable[..., Any]:
-        name = getattr(fn, "__name__", "function")
-        where: dict[str, Any] = {"function_name": name}
-        code = getattr(fn, "__code__", None)
-        if code is not None:
-            where["file_path"] = code.co_filename
-            where["line_no"] = code.co_firstlineno
-
-        def done(start: float) -> None:
-            duration_ms = (time.perf_counter() - start) * 1000
-            self.log(
-                level, message or f"{name} completed", duration_ms=duration_ms, **where, **fields
-            )
-
-        def failed(start: float, exc: BaseException) -> None:
-            duration_ms = (time.perf_counter() - start) * 1000
-            self.error_with_trace(
-                message or f"{name} failed", exception=exc, duration_ms=duration_ms, **fields
-            )
-
-        if inspect.iscoroutinefunction(fn):
-
-            @functools.wraps(fn)
-            async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                start = time.perf_counter()
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as exc:
-                    failed(start, exc)
-                    raise
-                done(start)
-                return result
-
-            return async_wrapper
-
-        @functools.wraps(fn)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                result = fn(*args, **kwargs)
-            except BaseException as exc:
-                failed(start, exc)
-                raise
-            done(start)
-            return result
-
-        return wrapper
+            return measured(self, message, None, level, fields)
+        return lambda fn: measured(self, fn, message, level, fields)
 
     set_request_context = staticmethod(_context.set_request_context)
     clear_request_context = staticmethod(_context.clear_request_context)
@@ -418,8 +275,8 @@ class AsyncLogClient:
     user_context = staticmethod(_context.user_context)
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until everything logged before this call is acknowledged (or
-        dead-lettered), adopted orphans included. False if ``timeout`` passed first."""
+        """Wait until everything logged so far is acknowledged (or dead-lettered),
+        adopted orphans included. False if ``timeout`` passed first."""
         return self._delivery.flush(timeout)
 
     def close(self, timeout: float | None = None) -> _Done:

@@ -27,7 +27,6 @@ class MemoryQueue:
         self._seq = 0
         self._lock = threading.Lock()
         self.appended = 0
-        self.dead: deque[tuple[str, str]] = deque(maxlen=1000)
 
     def put(self, bodies: list[str]) -> None:
         overflow = 0
@@ -52,10 +51,7 @@ class MemoryQueue:
             self._rows = deque(row for row in self._rows if row[0] not in done)
 
     def dead_letter(self, rows: list[tuple[Row, str]]) -> None:
-        # Nothing durable to move them to; keep the last few for stats() and
-        # count them with the rest.
-        for (_, body), reason in rows:
-            self.dead.append((body, reason))
+        # Nothing durable to move them to: the sender counts them and says so once.
         self.ack([row for row, _ in rows])
 
     def pending(self) -> int:

@@ -21,30 +21,13 @@ import uuid
 from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 
-from ..common.vocabulary import LEVELS
 from .context import _request_context, _user_context
+from .settings import LEVEL_RANK, Settings, normalise_level
 
-if TYPE_CHECKING:
-    from .settings import Settings
-
-LEVEL_RANK = {level: rank for rank, level in enumerate(LEVELS)}
-_LEVEL_ALIASES = {"WARNING": "WARN", "CRITICAL": "FATAL"}
-
-# Matched against each key lower-cased with '-' as '_', at any depth.
-# Exact names rather than substrings, so "token_count" or "secretary" stay.
-DEFAULT_REDACT_KEYS = frozenset(
-    {
-        "password", "passwd", "pwd", "pass", "secret", "client_secret", "token",
-        "access_token", "refresh_token", "id_token", "auth_token", "session_token",
-        "api_key", "apikey", "x_api_key", "authorization", "proxy_authorization",
-        "cookie", "set_cookie", "private_key", "credit_card", "card_number", "cvv",
-        "ssn",
-    }
-)  # fmt: skip
 REDACTED = "[REDACTED]"
 MAX_DEPTH = 32  # redaction looks this deep; deeper values are left as they are
 MAX_INT_BITS = 10_000  # ints beyond this become hex text (int-to-decimal is capped)
@@ -52,17 +35,6 @@ _SCALARS = (str, int, float, bool, type(None))
 
 _LIB_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _SURROGATES = re.compile("[\ud800-\udfff]")
-
-
-def normalise_level(level: Any) -> str | None:
-    """``'warning'`` -> ``'WARN'``; ``None`` for a name that is no level."""
-    if not isinstance(level, str):
-        return None
-    if level in LEVEL_RANK:
-        return level
-    upper = level.strip().upper()
-    upper = _LEVEL_ALIASES.get(upper, upper)
-    return upper if upper in LEVEL_RANK else None
 
 
 class _ForkSafeRandom:
@@ -80,18 +52,16 @@ class _ForkSafeRandom:
 
     def reseed(self) -> None:
         self._rng.seed(os.urandom(32))
-        self._pid = os.getpid()
 
     def bits(self, n: int) -> int:
         return self._rng.getrandbits(n)
 
 
 _random = _ForkSafeRandom()
-reseed_after_fork = _random.reseed
 # Registered at import, not with the first client: a process that imports the
 # library, forks (gunicorn --preload), and only then makes its client must
 # still give each child its own bits. This is the one thing done at import.
-os.register_at_fork(after_in_child=reseed_after_fork)
+os.register_at_fork(after_in_child=_random.reseed)
 
 
 def uuid7(unix_ms: int | None = None) -> str:

@@ -6,13 +6,12 @@ adopted), posts them, and removes rows only once the server acknowledged them
 or they were dead-lettered. A failed send is retried forever under the
 tenacity policy below; no retry count ever drops a row. The one bounded count
 is for a record the server keeps answering 500 for while it acknowledges
-other records: that record is dead-lettered (see ``SPLIT_AFTER_500``).
+other records: that record is dead-lettered (``server_errors``).
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import sys
 import threading
 import time
@@ -22,7 +21,8 @@ from typing import Any, Protocol
 
 import tenacity
 
-from .transport import RETRYABLE, HttpTransport, Kind, Outcome, encode_batch
+from .server_errors import Held, ServerErrors, retry_until_split
+from .transport import Kind, Outcome, Transport, encode_batch
 
 logger = logging.getLogger("log_collector")
 
@@ -36,13 +36,6 @@ HALT_GRACE = 0.1  # seconds stop() gives a halted thread to exit
 # server's body limit (10 MiB compressed) would depend on its neighbours. Below this, gzip
 # saves less time on a LAN than it costs in CPU.
 GZIP_MIN_BYTES = 16 * 1024
-# Consecutive 500 answers for one batch before it is split in two. 500 is the server's
-# application failing on this request; repeated, it may be the content of one record. A
-# record that alone gets this many consecutive 500s is dead-lettered only when the server
-# acknowledged other records since the trouble began (so the server works, only this record
-# fails); while the server answers every part 500, nothing is dead-lettered and the batch is
-# retried with backoff, forever, like any outage.
-SPLIT_AFTER_500 = 3
 
 
 class Source(Protocol):
@@ -64,23 +57,8 @@ class SenderStats:
     retries: int = 0
     requests: int = 0
     last_error: str | None = None
-    last_error_at: float | None = None
     warned: set[Kind] = field(default_factory=set)
     dead_letter_warnings: int = 0  # one per episode of dead letters
-
-
-@dataclass
-class _Held:
-    """Rows answered 500 before the server was seen acknowledging anything else.
-
-    ``mark`` is the sender's ack count when the trouble began: once it has grown, the
-    server has stored other records since, and these rows are tried again, split and, if
-    one alone still gets 500s, dead-lettered.
-    """
-
-    rows: list[Row]
-    mark: int
-    outcome: Outcome
 
 
 class _Backoff(tenacity.wait.wait_base):
@@ -107,7 +85,7 @@ class Sender:
         self,
         *,
         sources: Callable[[], list[Source]],
-        transport: HttpTransport,
+        transport: Transport,
         batch_size: int,
         flush_interval: float,
         compress: bool,
@@ -142,11 +120,7 @@ class Sender:
         self.failing = False  # the last send attempt did not get an ack
         self._troubles: set[str] = set()
         self._thread: threading.Thread | None = None
-        # Non-empty batches acknowledged (without every record refused): the proof that the
-        # server stores records, which a 500 for one record alone is weighed against.
-        self._acks = 0
-        self._held: list[_Held] = []
-        self._outages = 0  # consecutive batches in which every part was answered 500
+        self._500s = ServerErrors()
         self._batch_dead = 0  # rows dead-lettered while delivering the current batch
         self._dead_letter_episode = False
 
@@ -236,11 +210,11 @@ class Sender:
                 self._on_drained(source)
                 return True
             self._batch_dead = 0
-            self._held = []
+            self._500s.held = []
             if not self._deliver(source, rows):
                 return False
-            if self._held:
-                unresolved = self._retry_held(source)
+            if self._500s.held:
+                unresolved = self._500s.retry_held(self._deliverer(source))
                 if unresolved is None:
                     return False
                 if unresolved:
@@ -249,7 +223,7 @@ class Sender:
                     # and read the batch again, with any records logged since.
                     self._pause_for_outage(unresolved)
                     continue
-            self._outages = 0
+            self._500s.outages = 0
             if self._batch_dead == 0:
                 self._dead_letter_episode = False
             source.checkpoint(when_due=True)
@@ -261,7 +235,6 @@ class Sender:
 
     def _trouble(self, what: str, source: Source) -> None:
         self.stats.last_error = what
-        self.stats.last_error_at = time.time()
         if what.split(":", 1)[0] not in self._troubles:
             self._troubles.add(what.split(":", 1)[0])
             logger.warning(
@@ -274,7 +247,7 @@ class Sender:
     def _deliver(self, source: Source, rows: list[Row], mark: int | None = None) -> bool:
         """Send ``rows`` until each is acknowledged, dead-lettered or held (500s, below);
         False if halted. ``mark``: the ack count when a 500 for an enclosing batch began."""
-        before = self._acks
+        before = self._500s.acks
         outcome = self._send(rows)
         if outcome is None:
             return False
@@ -287,13 +260,18 @@ class Sender:
                 )
             source.ack([row for i, row in enumerate(rows) if i not in refused])
             if len(refused) < len(rows):
-                self._acks += 1
-                self._outages = 0
+                self._500s.acknowledged()
             self.stats.acknowledged += len(rows) - len(refused)
             self.stats.duplicates += outcome.duplicates
             return True
         if outcome.kind is Kind.SERVER_ERROR:
-            return self._after_500(source, rows, outcome, before if mark is None else mark)
+            return self._500s.after_500(
+                rows,
+                outcome,
+                before if mark is None else mark,
+                self._deliverer(source),
+                lambda dead: self._dead_letter(source, dead),
+            )
         # TOO_LARGE or REJECTED: a single row is the culprit; a batch is split
         # in two until the culprits stand alone (bisection), so one poisoned
         # record costs about 2*log2(batch) requests and its neighbours arrive.
@@ -303,52 +281,12 @@ class Sender:
         middle = len(rows) // 2
         return self._deliver(source, rows[:middle]) and self._deliver(source, rows[middle:])
 
-    def _after_500(self, source: Source, rows: list[Row], outcome: Outcome, mark: int) -> bool:
-        """``rows`` got SPLIT_AFTER_500 consecutive 500s: split them, dead-letter a lone
-        record, or hold them until the server is seen storing other records."""
-        proven = self._acks > mark  # the server stored other records since the 500s began
-        if len(rows) == 1 and proven:
-            self._dead_letter(
-                source,
-                [
-                    (
-                        rows[0],
-                        f"{outcome.describe()} (answered 500 {SPLIT_AFTER_500} times in a row "
-                        "for this record alone while the server stored others)",
-                    )
-                ],
-            )
-            return True
-        if len(rows) == 1 or not (proven or not self._held):
-            # No proof yet: the first lone record found is held and, until some other part
-            # is acknowledged, further parts are held whole rather than split, so a server
-            # that answers everything 500 costs about 2*log2(batch) rounds, not 2*batch.
-            self._held.append(_Held(rows, mark, outcome))
-            return True
-        middle = len(rows) // 2
-        return self._deliver(source, rows[:middle], mark) and self._deliver(
-            source, rows[middle:], mark
-        )
+    def _deliverer(self, source: Source) -> Callable[[list[Row], int], bool]:
+        return lambda rows, mark: self._deliver(source, rows, mark)
 
-    def _retry_held(self, source: Source) -> list[_Held] | None:
-        """Try the held rows again where the server has since stored other records; those
-        it has not are returned (None if halted)."""
-        held, self._held = self._held, []
-        unresolved = []
-        for item in held:
-            if self._acks > item.mark:
-                if not self._deliver(source, item.rows, item.mark):
-                    return None
-            else:
-                unresolved.append(item)
-        return unresolved + self._held
-
-    def _pause_for_outage(self, held: list[_Held]) -> None:
-        """Back off (full jitter, growing with each such round, capped) before the batch
-        is read and tried again."""
-        self._outages += 1
-        cap = min(self._max_backoff, INITIAL_BACKOFF * 2 ** min(self._outages + 2, 30))
-        wait = random.uniform(0, cap)
+    def _pause_for_outage(self, held: list[Held]) -> None:
+        """Back off before the batch is read and tried again."""
+        wait = self._500s.outage_wait(INITIAL_BACKOFF, self._max_backoff)
         self._report_failure(held[0].outcome, wait)
         if not self._halt.is_set():
             self._sleep(wait)
@@ -362,7 +300,6 @@ class Sender:
         self._batch_dead += len(rows)
         reason = rows[0][1]
         self.stats.last_error = f"dead-lettered {len(rows)} record(s): {reason}"
-        self.stats.last_error_at = time.time()
         if self._dead_letter_episode:
             return
         self._dead_letter_episode = True
@@ -389,18 +326,8 @@ class Sender:
             len(rows) >= self._gzip_min or sum(map(len, bodies)) >= self._gzip_min_bytes
         )
         body = encode_batch(bodies, compress=compress)
-        server_errors = 0
-
-        def again(outcome: Outcome) -> bool:
-            nonlocal server_errors
-            if outcome.kind is Kind.SERVER_ERROR:
-                server_errors += 1
-                return server_errors < SPLIT_AFTER_500
-            server_errors = 0
-            return outcome.kind in RETRYABLE
-
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_result(again),
+            retry=tenacity.retry_if_result(retry_until_split()),
             wait=self._policy,
             stop=lambda state: self._halt.is_set(),
             sleep=self._sleep,
@@ -431,7 +358,6 @@ class Sender:
         self.failing = True
         self.stats.retries += 1
         self.stats.last_error = outcome.describe()
-        self.stats.last_error_at = time.time()
         if outcome.kind not in self.stats.warned:
             # Once per kind of trouble, not once per retry: a long outage must
             # not flood the application's own log. One line: the reason, not

@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 import urllib3.exceptions
@@ -39,7 +39,7 @@ class Kind(enum.Enum):
     MISDIRECTED = "misdirected"
     # 500: retried like RETRY, but a batch answered 500 again and again is split, and a record
     # that alone keeps getting 500 while the server acknowledges others is dead-lettered
-    # (the sender decides; see sender.SPLIT_AFTER_500).
+    # (the sender decides; see server_errors.SPLIT_AFTER_500).
     SERVER_ERROR = "server_error"
     THROTTLED = "throttled"  # 429/503: keep the rows, wait Retry-After
     TOO_LARGE = "too_large"  # 413: split the batch
@@ -212,6 +212,22 @@ def encode_batch(bodies: list[str], *, compress: bool) -> bytes:
     """``{"logs": [...]}`` from rows that are already JSON text: joined, never re-parsed."""
     data = ('{"logs":[' + ",".join(bodies) + "]}").encode("utf-8")
     return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0) if compress else data
+
+
+class Transport(Protocol):
+    """What the sender needs to ship a batch: ``HttpTransport``, or in tests a double
+    that answers from a script (as httpx's ``MockTransport`` stands in for the network)."""
+
+    url: str
+
+    def send(self, body: bytes, *, gzipped: bool, count: int) -> Outcome:
+        """POST one encoded batch of ``count`` records; never raises: a failure is an
+        outcome."""
+        ...
+
+    def reset(self) -> None:
+        """Drop pooled connections."""
+        ...
 
 
 class _Bearer(requests.auth.AuthBase):

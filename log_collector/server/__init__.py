@@ -1,14 +1,29 @@
 """The ingest server: POST /logs into PostgreSQL or an embedded SQLite file.
 
-Needs the ``server`` extra (FastAPI, uvicorn, psycopg). ``python -m
-log_collector.server --db URL --port N`` runs it.
+Needs the ``server`` extra (FastAPI, uvicorn, psycopg). ``log-collector
+serve`` (or ``python -m log_collector.server``, the same command) runs it.
+
+The names below are re-exported lazily (PEP 562), so the CLI can load the
+``serve`` command (``command``) without loading FastAPI or uvicorn.
+https://peps.python.org/pep-0562/
 """
 
-from .app import create_app
-from .connections import ConnectionLimits
-from .ingest import Limits
-from .run import DEFAULT_DB_URL, migrate, serve
-from .store import StoreUnavailable, open_store
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# name -> the module that defines it
+_EXPORTS = {
+    "DEFAULT_DB_URL": ".store",
+    "ConnectionLimits": ".limits",
+    "Limits": ".limits",
+    "StoreUnavailable": ".store",
+    "create_app": ".app",
+    "migrate": ".run",
+    "open_store": ".store",
+    "serve": ".run",
+}
 
 __all__ = [
     "DEFAULT_DB_URL",
@@ -20,3 +35,22 @@ __all__ = [
     "open_store",
     "serve",
 ]
+
+if TYPE_CHECKING:
+    from .app import create_app
+    from .limits import ConnectionLimits, Limits
+    from .run import migrate, serve
+    from .store import DEFAULT_DB_URL, StoreUnavailable, open_store
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

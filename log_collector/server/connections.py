@@ -35,11 +35,24 @@ import time
 import weakref
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .limits import ConnectionLimits
+
+__all__ = [
+    "ACCEPT_BATCH",
+    "RESERVED_FDS",
+    "BoundedH11Protocol",
+    "ConnectionLimits",
+    "RateLimitedFilter",
+    "bounded_protocol",
+    "configure_process",
+    "connection_cap",
+    "rate_limit_server_logs",
+]
 
 # Connections asyncio may accept in one pass of its accept loop (uvicorn's
 # ``backlog``, also the listen queue): the cap is enforced as each
@@ -57,22 +70,6 @@ def connection_cap(configured: int, reserve: int = RESERVED_FDS) -> int:
     if soft == resource.RLIM_INFINITY:
         return configured
     return max(1, min(configured, soft - reserve))
-
-
-@dataclass(frozen=True)
-class ConnectionLimits:
-    # Seconds a connection has to deliver a request's headers, from when it
-    # opens or its previous response is complete.
-    header_timeout: float = 10.0
-    # Open connections at most, before connection_cap() lowers it to fit
-    # the descriptor limit.
-    max_connections: int = 4096
-
-    def __post_init__(self) -> None:
-        if not self.header_timeout > 0:  # also refuses NaN
-            raise ValueError("ConnectionLimits.header_timeout must be positive")
-        if self.max_connections < 1:
-            raise ValueError("ConnectionLimits.max_connections must be at least 1")
 
 
 # Per uvicorn server (its ServerState): the connections waiting for request

@@ -19,25 +19,26 @@ from .connections import (
     configure_process,
     rate_limit_server_logs,
 )
-from .ingest import Limits
-from .store import open_store
+from .limits import Limits
+from .store import DEFAULT_DB_URL, open_store
 
-DEFAULT_DB_URL = "sqlite:///./logs.db"
+__all__ = ["DEFAULT_DB_URL", "app_from_environment", "migrate", "serve"]
+
 # How serve() hands its settings to worker processes, which build their own app.
 _WORKER_CONFIG_ENV = "LOG_COLLECTOR_SERVE_CONFIG"
 # Container allocations between young-generation collections (Python's
 # default: 700). A batch allocates thousands of containers (records, rows)
-# that all live until its answer: at 700 the collector traversed nearly every
-# one, promoted it and traversed it again in the older generations, a tenth
-# of the server's CPU. At this threshold most die before a collection.
+# that all live until its answer: at the default the collector traverses
+# nearly every one, promotes it and traverses it again in the older
+# generations. At this threshold most die before a collection.
 # https://docs.python.org/3/library/gc.html#gc.set_threshold
 _GC_YOUNG_THRESHOLD = 50_000
 # Allocations from this size up get their own mmap, returned to the system
 # when freed. glibc raises its threshold (128 KiB at first) to the size of
-# each mmapped block freed, up to 32 MiB, so after the first request body
-# freed every later body came from the heap arenas, whose free space glibc
-# keeps: RSS stayed at its peak after the bodies were gone. Setting it fixes
-# the threshold. https://man7.org/linux/man-pages/man3/mallopt.3.html
+# each mmapped block freed, up to 32 MiB, so once a request body is freed
+# every later body comes from the heap arenas, whose free space glibc keeps:
+# RSS stays at its peak after the bodies are gone. Setting it fixes the
+# threshold. https://man7.org/linux/man-pages/man3/mallopt.3.html
 _MMAP_THRESHOLD = 1024 * 1024
 _M_MMAP_THRESHOLD = -3
 

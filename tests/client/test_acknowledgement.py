@@ -13,21 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import DEADLINE
+from helpers import DEADLINE, NEVER, SleepRecorder
 
-from log_collector.client.sender import SPLIT_AFTER_500
+from log_collector.client.server_errors import SPLIT_AFTER_500
 
 pytestmark = pytest.mark.usefixtures("no_sender_thread_left")
-
-NEVER = 3600.0  # flush interval: the sender wakes only on flush(), batch_size or close()
-
-
-class SleepRecorder:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def seqs(receiver) -> list[int]:
@@ -133,7 +123,9 @@ def test_a_record_that_makes_the_server_answer_500_is_dead_lettered_and_the_rest
     stats = client.stats()
     assert (1, 0) == (stats["dead_lettered"], stats["spool_rows"])
     alone = [r for r in receiver.requests if r.status == 500 and r.n_records == 1]
-    assert SPLIT_AFTER_500 <= len(alone) <= 2 * SPLIT_AFTER_500
+    # SPLIT_AFTER_500 tries held without proof, as many once a neighbour was stored; one
+    # round more when the sender read the first record before its neighbours were logged.
+    assert SPLIT_AFTER_500 <= len(alone) <= 3 * SPLIT_AFTER_500
 
 
 def test_a_spool_blocked_by_a_500_record_drains_in_a_process_that_adopts_it(
@@ -275,9 +267,11 @@ def test_a_server_that_is_down_is_reported_in_one_short_line(make_client, receiv
     assert False is client.flush(timeout=0.5)
 
     [warning] = warnings(caplog, "cannot deliver")
+    # The count is of what was pending at the first failure: the sender, started by the
+    # first log call, may try before the other two are logged.
     assert re.fullmatch(
         rf"log-collector: cannot deliver to {re.escape(url)}/logs: connection refused; "
-        r"keeping 3 records, retrying in \d+\.\d s",
+        r"keeping [123] records, retrying in \d+\.\d s",
         warning,
     ), warning
     assert "connection refused" == client.stats()["last_error"]

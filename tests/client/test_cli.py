@@ -6,30 +6,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from helpers import CONSOLE_SCRIPT, DEAD_URL, one_line
 
 from log_collector import __version__
-from log_collector.cli import main
 from log_collector.client.spool import Spool
-
-DEAD_URL = "http://127.0.0.1:9"
-CONSOLE_SCRIPT = Path(sys.executable).parent / "log-collector"
-
-
-@pytest.fixture
-def run(monkeypatch, tmp_path):
-    """Runs the CLI in-process with a clean environment; returns click's Result."""
-    monkeypatch.delenv("LOG_COLLECTOR_SPOOL_DIR", raising=False)
-    monkeypatch.delenv("LOG_COLLECTOR_API_KEY", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-    def invoke(*args, env=None):
-        return CliRunner().invoke(main, [str(a) for a in args], env=env, catch_exceptions=False)
-
-    return invoke
 
 
 def left_spool(directory, target_url, n=3, service="billing"):
@@ -47,12 +29,6 @@ def pending(path):
         return spool.pending()
     finally:
         spool.close(remove_if_empty=False)
-
-
-def one_line(text):
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert 1 == len(lines), text
-    return lines[0]
 
 
 # status.

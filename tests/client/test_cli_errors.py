@@ -4,36 +4,10 @@ directories, and every expected failure is one line, ``log-collector: error: ...
 import json
 import sqlite3
 import subprocess
-import sys
-from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
+from helpers import CONSOLE_SCRIPT, DEAD_URL, one_line
 
-from log_collector.cli import main
 from log_collector.client.spool import Spool
-
-DEAD_URL = "http://127.0.0.1:9"
-CONSOLE_SCRIPT = Path(sys.executable).parent / "log-collector"
-
-
-@pytest.fixture
-def run(monkeypatch, tmp_path):
-    """Runs the CLI in-process with a clean environment and an empty cache directory."""
-    monkeypatch.delenv("LOG_COLLECTOR_SPOOL_DIR", raising=False)
-    monkeypatch.delenv("LOG_COLLECTOR_API_KEY", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-    def invoke(*args):
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
-
-
-def one_line(text):
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert 1 == len(lines), text
-    return lines[0]
 
 
 def spool_with_dead_letter(directory, event_id):

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from log_collector import AsyncLogClient, ConfigError
-from log_collector.client.record import DEFAULT_REDACT_KEYS
-from log_collector.client.settings import ENV_VARS, load_settings
+from log_collector.client.settings import DEFAULT_REDACT_KEYS, ENV_VARS, load_settings
 
 
 @pytest.fixture(autouse=True)

@@ -18,14 +18,7 @@ from log_collector.client.context import (
     user_context,
 )
 
-
-@pytest.fixture(autouse=True)
-def _no_context():
-    clear_request_context()
-    clear_user_context()
-    yield
-    clear_request_context()
-    clear_user_context()
+pytestmark = pytest.mark.usefixtures("no_context")
 
 
 def test_contexts_start_empty():

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from log_collector import AsyncLogClient
 from log_collector.client.spool import Spool, salvage
 
 DEADLINE = 20.0
@@ -59,17 +58,9 @@ def delivered(receiver, tag: str) -> set[int]:
 
 
 @pytest.fixture
-def client_on(receiver, tmp_path):
-    made = []
-
-    def make(spool_dir: Path) -> AsyncLogClient:
-        client = AsyncLogClient(receiver.url, service="svc", spool_dir=spool_dir, max_backoff=0.2)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close(timeout=2)
+def client_on(make_client):
+    """client_on(spool_dir): a client shipping to the receiver from that spool directory."""
+    return lambda spool_dir: make_client(spool_dir=spool_dir, service="svc")
 
 
 def test_a_truncated_spool_is_moved_aside_and_its_readable_records_are_delivered(
@@ -176,7 +167,7 @@ def test_the_clients_own_spool_damaged_while_running_is_replaced_and_logging_goe
     damaged = client.spool_path
     # Everything into the main file first: garbage over pages the WAL still
     # holds newer copies of would go unnoticed.
-    with client._spool._exclusive() as conn:  # its only connection: the file is held exclusively
+    with client._spool.hold() as conn:  # its only connection: the file is held exclusively
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     with open(damaged, "r+b") as f:  # someone scribbles over the file's pages
         f.seek(4096)
@@ -184,7 +175,7 @@ def test_the_clients_own_spool_damaged_while_running_is_replaced_and_logging_goe
     # The owner holds the file in exclusive locking mode, so SQLite trusts its page
     # cache and reads the damage only once the cache lets those pages go, as under
     # memory pressure; until then it serves the records it had. Let them go now.
-    with client._spool._exclusive() as conn:
+    with client._spool.hold() as conn:
         conn.execute("PRAGMA shrink_memory")
     for i in range(100):
         client.info("during", tag="during", seq=i)  # must not raise

@@ -8,32 +8,14 @@ import sys
 import threading
 
 import pytest
+from helpers import Collected, delivered
 
-from log_collector import AsyncLogClient, LogCollectorHandler, user_context
+from log_collector import LogCollectorHandler, user_context
 
 
 @pytest.fixture
-def client(receiver, tmp_path):
-    made = AsyncLogClient(
-        server_url=receiver.url,
-        service="handler-test",
-        spool_dir=tmp_path / "spool",
-        max_backoff=0.2,
-        close_timeout=2.0,
-    )
-    yield made
-    made.close(timeout=1.0)
-
-
-class Collected(logging.Handler):
-    """Keeps what the library says about itself on the `log_collector` logger."""
-
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
+def client(make_client):
+    return make_client(service="handler-test")
 
 
 @pytest.fixture
@@ -61,11 +43,6 @@ def library_says(attached):
     collected = Collected()
     attached("log_collector", collected)
     return collected
-
-
-def delivered(client, receiver):
-    assert client.flush(timeout=10)
-    return list(receiver.records)
 
 
 def test_extra_fields_and_the_apps_own_caller_arrive(client, receiver, attached):

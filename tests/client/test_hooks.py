@@ -13,6 +13,7 @@ import textwrap
 import threading
 
 import pytest
+from helpers import Collected
 
 from log_collector import AsyncLogClient, asyncio_exception_handler
 from log_collector.client.excepthook import (
@@ -151,15 +152,6 @@ def test_a_hook_installed_on_top_keeps_ours_in_the_chain_once(
     assert client.flush(timeout=10)
     assert 1 == len(receiver.records)
     assert [("top", exc), ("sys", exc)] == previous_hooks
-
-
-class Collected(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.DEBUG)
-        self.records = []
-
-    def emit(self, record):
-        self.records.append(record)
 
 
 def test_asyncio_exception_handler_logs_fatal_then_defers_to_the_default(make_client, receiver):

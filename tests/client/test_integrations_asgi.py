@@ -9,29 +9,20 @@ import contextlib
 import httpx
 import pytest
 from fastapi import FastAPI
+from helpers import INCOMING_TRACE_IDS, delivered
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.testclient import TestClient
 
-from log_collector import AsyncLogClient, get_request_context
+from log_collector import get_request_context
 from log_collector.integrations.asgi import LogCollectorMiddleware
-
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 @pytest.fixture
-def client(receiver, tmp_path):
-    made = AsyncLogClient(
-        server_url=receiver.url,
-        service="asgi-test",
-        spool_dir=tmp_path / "spool",
-        max_backoff=0.2,
-        close_timeout=2.0,
-    )
-    yield made
-    made.close(timeout=1.0)
+def client(make_client):
+    return make_client(service="asgi-test")
 
 
 def make_app(log_client, *, handled=None, add_middleware=True, **options):
@@ -72,11 +63,6 @@ def make_app(log_client, *, handled=None, add_middleware=True, **options):
     )
 
 
-def delivered(client, receiver):
-    assert client.flush(timeout=10)
-    return list(receiver.records)
-
-
 def test_every_record_of_a_request_carries_its_context_and_the_new_trace_id(client, receiver):
     response = TestClient(make_app(client)).get("/orders/7")
 
@@ -100,15 +86,7 @@ def test_a_sync_view_in_a_worker_thread_sees_the_request_context(client, receive
     assert (response.headers["x-trace-id"], "u-9") == (record["trace_id"], record["user_id"])
 
 
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"traceparent": TRACEPARENT}, "4bf92f3577b34da6a3ce929d0e0e4736"),
-        ({"x-trace-id": "order-flow-42"}, "order-flow-42"),
-        ({"traceparent": TRACEPARENT, "x-trace-id": "ignored"}, "4bf92f3577b34da6a3ce929d0e0e4736"),
-    ],
-    ids=["traceparent", "x-trace-id", "traceparent-first"],
-)
+@pytest.mark.parametrize(("headers", "expected"), INCOMING_TRACE_IDS)
 def test_the_incoming_trace_id_is_on_every_record_and_in_the_response(
     client, receiver, headers, expected
 ):

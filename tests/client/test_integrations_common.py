@@ -5,13 +5,9 @@ context being set for one request and restored after it."""
 import re
 
 import pytest
+from helpers import TRACE_ID as TRACE
 
-from log_collector import (
-    AsyncLogClient,
-    clear_request_context,
-    get_request_context,
-    set_request_context,
-)
+from log_collector import get_request_context, set_request_context
 from log_collector.integrations._common import (
     Options,
     RequestLog,
@@ -21,14 +17,7 @@ from log_collector.integrations._common import (
     trace_id_from_traceparent,
 )
 
-TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
-
-
-@pytest.fixture(autouse=True)
-def _no_request_context():
-    clear_request_context()
-    yield
-    clear_request_context()
+pytestmark = pytest.mark.usefixtures("no_context")
 
 
 @pytest.mark.parametrize(
@@ -110,13 +99,6 @@ def test_options_accept_any_iterable_of_paths_and_any_header_case():
         options.excluded("/healthz/deep"),
         options.trace_header,
     )
-
-
-@pytest.fixture
-def client(receiver, tmp_path):
-    made = AsyncLogClient(server_url=receiver.url, spool_dir=tmp_path / "spool", max_backoff=0.2)
-    yield made
-    made.close(timeout=1.0)
 
 
 def request_log(client, *, method="GET", path="/a", headers=(), peer="10.0.0.1", **options):

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import django
 import pytest
 from django.conf import settings
+from helpers import INCOMING_TRACE_IDS, delivered
 
 if not settings.configured:
     settings.configure(
@@ -28,10 +29,9 @@ from django.http import Http404, HttpResponse, HttpResponseServerError, JsonResp
 from django.test import AsyncClient, Client, override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
-from log_collector import AsyncLogClient, get_request_context  # noqa: E402
+from log_collector import get_request_context  # noqa: E402
 
 MIDDLEWARE = "log_collector.integrations.django.LogCollectorMiddleware"
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 N_CONCURRENT = 20
 
 # What the views below use; each test sets it through the `configured` fixture.
@@ -108,16 +108,8 @@ urlpatterns = [
 
 
 @pytest.fixture
-def client(receiver, tmp_path):
-    made = AsyncLogClient(
-        server_url=receiver.url,
-        service="django-test",
-        spool_dir=tmp_path / "spool",
-        max_backoff=0.2,
-        close_timeout=2.0,
-    )
-    yield made
-    made.close(timeout=1.0)
+def client(make_client):
+    return make_client(service="django-test")
 
 
 @pytest.fixture
@@ -138,11 +130,6 @@ def configured(client):
     for override in reversed(overrides):
         override.disable()
     handled_by_django.clear()
-
-
-def delivered(client, receiver):
-    assert client.flush(timeout=10)
-    return list(receiver.records)
 
 
 @pytest.mark.parametrize("url", ["/orders/7", "/async/orders/7"], ids=["sync-view", "async-view"])
@@ -169,14 +156,7 @@ def test_every_record_of_a_request_carries_its_context_and_the_new_trace_id(
     assert get_request_context() is None
 
 
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"traceparent": TRACEPARENT}, "4bf92f3577b34da6a3ce929d0e0e4736"),
-        ({"x-trace-id": "order-flow-42"}, "order-flow-42"),
-    ],
-    ids=["traceparent", "x-trace-id"],
-)
+@pytest.mark.parametrize(("headers", "expected"), INCOMING_TRACE_IDS[:2])
 def test_the_incoming_trace_id_is_on_every_record_and_in_the_response(
     client, receiver, configured, headers, expected
 ):

@@ -8,25 +8,16 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 from flask import Flask
+from helpers import INCOMING_TRACE_IDS, delivered
 from werkzeug.serving import make_server
 
-from log_collector import AsyncLogClient, get_request_context
+from log_collector import get_request_context
 from log_collector.integrations.flask import LogCollector, init_app
-
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 @pytest.fixture
-def client(receiver, tmp_path):
-    made = AsyncLogClient(
-        server_url=receiver.url,
-        service="flask-test",
-        spool_dir=tmp_path / "spool",
-        max_backoff=0.2,
-        close_timeout=2.0,
-    )
-    yield made
-    made.close(timeout=1.0)
+def client(make_client):
+    return make_client(service="flask-test")
 
 
 def make_app(log_client, **options):
@@ -53,11 +44,6 @@ def make_app(log_client, **options):
     return app
 
 
-def delivered(client, receiver):
-    assert client.flush(timeout=10)
-    return list(receiver.records)
-
-
 def test_every_record_of_a_request_carries_its_context_and_the_new_trace_id(client, receiver):
     response = make_app(client).test_client().get("/orders/7")
 
@@ -75,15 +61,7 @@ def test_every_record_of_a_request_carries_its_context_and_the_new_trace_id(clie
     assert completed["duration_ms"] >= 0
 
 
-@pytest.mark.parametrize(
-    ("headers", "expected"),
-    [
-        ({"traceparent": TRACEPARENT}, "4bf92f3577b34da6a3ce929d0e0e4736"),
-        ({"x-trace-id": "order-flow-42"}, "order-flow-42"),
-        ({"traceparent": TRACEPARENT, "x-trace-id": "ignored"}, "4bf92f3577b34da6a3ce929d0e0e4736"),
-    ],
-    ids=["traceparent", "x-trace-id", "traceparent-first"],
-)
+@pytest.mark.parametrize(("headers", "expected"), INCOMING_TRACE_IDS)
 def test_the_incoming_trace_id_is_on_every_record_and_in_the_response(
     client, receiver, headers, expected
 ):

@@ -1,6 +1,6 @@
 """The stand-in ingest server (tests/receiver.py) does what client tests rely on."""
 
-# STYLE.md 11 asks for `assert expected == actual`, which ruff's SIM300 calls a Yoda condition.
+# The tests write `assert expected == actual`, which ruff's SIM300 calls a Yoda condition.
 
 import gzip
 import http.client

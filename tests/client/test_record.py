@@ -19,29 +19,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from log_collector import AsyncLogClient
-from log_collector.client.context import (
-    clear_request_context,
-    clear_user_context,
-    set_request_context,
-    set_user_context,
-)
-from log_collector.client.record import DEFAULT_REDACT_KEYS, REDACTED, RecordBuilder, encode, uuid7
-from log_collector.client.settings import load_settings
+from log_collector.client.context import set_request_context, set_user_context
+from log_collector.client.record import REDACTED, RecordBuilder, encode, uuid7
+from log_collector.client.settings import DEFAULT_REDACT_KEYS, load_settings
 
-# Nothing listens on the discard port: the sender keeps failing and every record stays in
-# the spool, where client.queue shows it.
-DEAD_URL = "http://127.0.0.1:9"
+pytestmark = pytest.mark.usefixtures("no_context")
+
 T0 = 1_700_000_000.0
-
-
-@pytest.fixture(autouse=True)
-def _no_context():
-    clear_request_context()
-    clear_user_context()
-    yield
-    clear_request_context()
-    clear_user_context()
 
 
 def make_builder(tmp_path, clock=lambda: T0, **explicit):
@@ -57,22 +41,6 @@ def builder(tmp_path):
 def build(builder, level="INFO", message="m", auto_caller=True, **fields):
     built = builder.build(level, message, fields, auto_caller=auto_caller)
     return None if built is None else json.loads(built[1])
-
-
-@pytest.fixture
-def offline_client(tmp_path):
-    """Clients whose server never answers: what they log stays visible in client.queue."""
-    made = []
-
-    def make(**options):
-        options.setdefault("flush_interval", 60.0)
-        client = AsyncLogClient(DEAD_URL, spool_dir=tmp_path / "spool", **options)
-        made.append(client)
-        return client
-
-    yield make
-    for client in made:
-        client.close(timeout=0.1)
 
 
 # Levels.

@@ -13,23 +13,9 @@ clock that freezegun does not drive, so the flush-interval tests use a short int
 import time
 
 import pytest
-from helpers import DEADLINE
+from helpers import DEADLINE, NEVER, SleepRecorder
 
 pytestmark = pytest.mark.usefixtures("no_sender_thread_left")
-
-# A flush interval long enough that the sender only wakes on flush(), batch_size or close():
-# the records logged between two flush() calls then go out as one batch.
-NEVER = 3600.0
-
-
-class SleepRecorder:
-    """The sender's ``sleep=`` seam: remembers each backoff wait and returns at once."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def seqs(receiver) -> set[int]:

@@ -73,7 +73,7 @@ def spools(tmp_path):
 def raw(spool):
     """The spool's own connection. It holds the file in exclusive locking mode,
     so no other connection can open it while it lives."""
-    with spool._exclusive() as conn:
+    with spool.hold() as conn:
         yield conn
 
 
@@ -134,7 +134,8 @@ def test_a_new_spool_is_in_wal_mode(spools):
 def test_durability_sets_synchronous_on_the_write_connection(spools, durability, expected):
     spool = spools(durability=durability)
 
-    assert expected == pragma(spool._wconn, "synchronous")
+    with raw(spool) as conn:
+        assert expected == pragma(conn, "synchronous")
 
 
 def test_the_producer_connection_never_checkpoints(spools, tmp_path):
@@ -143,7 +144,8 @@ def test_the_producer_connection_never_checkpoints(spools, tmp_path):
 
     shutil.copy(spool.path, tmp_path / "main-file-only.db")  # the WAL not copied
 
-    assert 0 == pragma(spool._wconn, "wal_autocheckpoint")
+    with raw(spool) as conn:
+        assert 0 == pragma(conn, "wal_autocheckpoint")
     with sqlite3.connect(tmp_path / "main-file-only.db") as copy:
         assert 0 == copy.execute("SELECT count(*) FROM records").fetchone()[0]
 
@@ -447,7 +449,7 @@ def test_closing_a_broken_spool_never_raises_and_releases_the_lock(tmp_path):
     finally:
         lock_released = not owner_alive(spool.path)
         if not lock_released:
-            os.close(spool._lock_fd)
+            os.close(spool.lock_fd)
 
     assert lock_released
 
@@ -743,7 +745,8 @@ def test_max_record_age_scans_the_table_only_once_a_row_can_be_that_old(spools):
     spool.append(T0 - 30, "30 s old")
     spool.read_batch(10)  # the first read scans: nothing known yet
     statements = []
-    spool._wconn.set_trace_callback(statements.append)
+    with raw(spool) as conn:
+        conn.set_trace_callback(statements.append)
 
     now[0] = T0 + 20  # the oldest row is 50 s old: no scan
     quiet = bodies_of(spool.read_batch(10))

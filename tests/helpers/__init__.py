@@ -1,4 +1,5 @@
-"""Helpers shared by the client's system tests: child processes and condition waits.
+"""Helpers shared by the client's tests: what the receiver got, test doubles for the client's
+seams, child processes and condition waits.
 
 The scripts next to this file run as real processes (``python tests/helpers/<name>.py``):
 ``log_child.py`` logs and reports which log calls returned, ``drain.py`` is the "process started
@@ -8,6 +9,7 @@ afterwards" that flushes a spool directory, ``full_disk_child.py`` logs under RL
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -17,10 +19,64 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 HELPERS = Path(__file__).resolve().parent
 PYTHON = sys.executable
 # Generous: a deadline for a condition, never a measured duration (the machine is shared).
 DEADLINE = 30.0
+# Nothing listens on the discard port: a client there keeps every record in its spool.
+DEAD_URL = "http://127.0.0.1:9"
+CONSOLE_SCRIPT = Path(PYTHON).parent / "log-collector"
+# A flush interval long enough that the sender only wakes on flush(), batch_size or close():
+# the records logged between two flush() calls then go out as one batch.
+NEVER = 3600.0
+
+# A W3C traceparent (https://www.w3.org/TR/trace-context/#traceparent-header) and its trace id.
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+# (headers, expected trace id) for every middleware: traceparent first, else x-trace-id.
+INCOMING_TRACE_IDS = [
+    pytest.param({"traceparent": TRACEPARENT}, TRACE_ID, id="traceparent"),
+    pytest.param({"x-trace-id": "order-flow-42"}, "order-flow-42", id="x-trace-id"),
+    pytest.param(
+        {"traceparent": TRACEPARENT, "x-trace-id": "ignored"}, TRACE_ID, id="traceparent-first"
+    ),
+]
+
+
+def delivered(client, receiver) -> list[dict]:
+    """Every record the receiver holds once `client` has flushed (the flush must succeed)."""
+    assert client.flush(timeout=10)
+    return list(receiver.records)
+
+
+def one_line(text: str) -> str:
+    """The one non-blank line of `text` (the CLI's answers and errors are one line)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert 1 == len(lines), text
+    return lines[0]
+
+
+class SleepRecorder:
+    """The sender's ``sleep=`` seam: remembers each backoff wait and returns at once."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+class Collected(logging.Handler):
+    """A logging handler that keeps every record it is given, for asserting what was logged."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 def eventually(predicate: Callable[[], bool], timeout: float = DEADLINE) -> bool:
@@ -114,5 +170,6 @@ def crash_spool(spool) -> None:
     lock are let go without any of ``close()``'s work. (Abandoning them instead, as a
     forked child does, would keep SQLite here counting the exclusive lock.)"""
     spool.closed = True
-    spool._wconn.close()
-    os.close(spool._lock_fd)
+    with spool.hold() as conn:
+        conn.close()
+    os.close(spool.lock_fd)

@@ -76,7 +76,8 @@ def main() -> int:
             with open(out / f"touched-{os.getpid()}.txt", "a") as f:
                 f.write(sql + "\n")
 
-    parent_spool._wconn.set_trace_callback(touched)
+    with parent_spool.hold() as conn:
+        conn.set_trace_callback(touched)
 
     stop = threading.Event()
     logged = 0

@@ -1,4 +1,4 @@
-"""Helpers the server tests share: reading the store back, building requests,
+"""Helpers the server tests share: rows for a store, reading the store back, building requests,
 running a real uvicorn server."""
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ import uvicorn
 from psycopg.rows import dict_row
 
 from log_collector.common.migrations import sql_files
+from log_collector.server.ingest.validate import normalise
+
+# The received_at of every row() made in this test session.
+NOW = time.time()
 
 
 def closed_port() -> int:
@@ -38,6 +42,20 @@ def migration_steps(db_url: str) -> list[str]:
     """The names of every numbered migration of ``db_url``'s kind, in order."""
     kind = "sqlite" if db_url.startswith("sqlite:") else "postgres"
     return [name for name, _ in sql_files(kind)]
+
+
+# rows for a store
+
+
+def row(message: str = "m", event_id: str | None = "new", **fields: Any) -> tuple:
+    """A record normalised as ingest hands it to a store, received at NOW. ``event_id="new"``
+    (the default) draws a fresh one; ``None`` leaves it out, as the older client does."""
+    record = {"message": message, **fields}
+    if event_id == "new":
+        record["event_id"] = str(uuid.uuid4())
+    elif event_id is not None:
+        record["event_id"] = event_id
+    return normalise(record, NOW)
 
 
 # reading back what was stored
@@ -89,13 +107,15 @@ def gzip_json(document: Any) -> bytes:
 
 
 @contextlib.contextmanager
-def running_server(app: Any) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on a free port of 127.0.0.1; yield its base URL."""
+def running_server(app: Any, **config: Any) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on a free port of 127.0.0.1; yield its base URL.
+    ``config`` goes to ``uvicorn.Config`` (``http=`` for another protocol class)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    config = {"log_level": "warning", "lifespan": "on", **config}
+    server = uvicorn.Server(uvicorn.Config(app, **config))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -1,4 +1,4 @@
-"""An acknowledgement lost on the wire produces no duplicate (DESIGN.md section 2).
+"""An acknowledgement lost on the wire produces no duplicate (docs/architecture.md, the rules).
 
 A fault-injecting TCP proxy on 127.0.0.1 forwards each request to a real
 server, reads the whole response (so the server has committed), then drops

@@ -1,4 +1,4 @@
-"""The HTTP surface (DESIGN.md section 5), against a real uvicorn server on 127.0.0.1."""
+"""The HTTP surface, against a real uvicorn server on 127.0.0.1."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 coerced and kept under ``metadata._invalid``, a record is refused only when
 nothing of it can be stored, a store error on a batch is narrowed down to the
 row that caused it, and a body whose JSON would cost too much memory to
-decode is refused before decoding (DESIGN.md sections 5, 6)."""
+decode is refused before decoding."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ import requests
 from server_helpers import record, stored_rows
 
 from log_collector.server import Limits, create_app, open_store
-from log_collector.server.ingest import Batch, count_values, decode_body, store_batch
+from log_collector.server.ingest import Batch, decode_body, store_batch
+from log_collector.server.ingest.decode import count_values
+from log_collector.server.ingest.validate import normalise
 from log_collector.server.store.base import ROW_COLUMNS
-from log_collector.server.validate import normalise
 
 JSON = {"Content-Type": "application/json"}
 GZIP = {"Content-Type": "application/json", "Content-Encoding": "gzip"}

@@ -13,15 +13,12 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
-import uvicorn
-from server_helpers import closed_port, record, stored_messages
+from server_helpers import closed_port, record, running_server, stored_messages
 
 from log_collector.server import create_app
 from log_collector.server.connections import (
@@ -33,27 +30,9 @@ from log_collector.server.connections import (
 )
 
 
-@contextlib.contextmanager
-def bounded_server(app: Any, limits: ConnectionLimits) -> Iterator[str]:
+def bounded_server(app: Any, limits: ConnectionLimits) -> contextlib.AbstractContextManager[str]:
     """uvicorn on a free port of 127.0.0.1 with the bounded protocol; yields its URL."""
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", http=bounded_protocol(limits))
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
+    return running_server(app, http=bounded_protocol(limits), lifespan="auto")
 
 
 def silent_socket(url: str) -> socket.socket:

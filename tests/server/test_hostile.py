@@ -49,7 +49,7 @@ DEFAULTS = Limits()
 JSON = {"Content-Type": "application/json"}
 GZIP = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
 
-# The columns a record may name (DESIGN.md section 6); id, deleted and
+# The columns a record may name (the logs table's); id, deleted and
 # received_at are the server's and go to metadata like any other key.
 TEXT_LIMITS = {
     "service": 100,

@@ -1,4 +1,4 @@
-"""Decoding a POST /logs body and turning records into rows (ingest, validate, fastpath)."""
+"""Decoding a POST /logs body and turning records into rows (ingest: decode, validate, columnar)."""
 
 from __future__ import annotations
 
@@ -12,18 +12,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from log_collector.server.fastpath import fast_rows
-from log_collector.server.ingest import (
+from log_collector.server.ingest import Limits, normalise_all
+from log_collector.server.ingest.columnar import fast_rows
+from log_collector.server.ingest.decode import (
     Body,
     IngestError,
-    Limits,
     decode_body,
     gunzip,
-    normalise_all,
     parse_content_encoding,
 )
+from log_collector.server.ingest.validate import Rejected, coerce, normalise
 from log_collector.server.store.base import ROW_COLUMNS
-from log_collector.server.validate import Rejected, coerce, normalise
 
 NOW = 1_700_000_000.5
 EVENT_ID = "0190f3c4-5b6a-7c8d-9e0f-1a2b3c4d5e6f"

@@ -4,25 +4,16 @@ for a batch that repeats an event_id, the staging table with ON CONFLICT."""
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 
 import psycopg
 import pytest
-from server_helpers import stored_rows
+from server_helpers import row, stored_rows
 
 from log_collector.server import open_store
 from log_collector.server.store.base import ROW_COLUMNS
-from log_collector.server.validate import normalise
 
 pytestmark = pytest.mark.postgres
-
-NOW = time.time()
-
-
-def row(message: str = "m", event_id: str | None = None, **fields) -> tuple:
-    record = {"message": message, "event_id": event_id or str(uuid.uuid4()), **fields}
-    return normalise(record, NOW)
 
 
 @pytest.fixture

@@ -4,24 +4,16 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 import uuid
 
 import pytest
 import sqlite_utils
-from server_helpers import stored_rows
+from server_helpers import NOW, row, stored_rows
 from sqlite_utils.migrations import Migrations
 
 from log_collector.common.migrations import split_statements, sql_files
 from log_collector.server import open_store
 from log_collector.server.store.base import ROW_COLUMNS, StoreUnavailable
-from log_collector.server.validate import normalise
-
-NOW = time.time()
-
-
-def row(message: str = "m", event_id: str | None = None) -> tuple:
-    return normalise({"message": message, "event_id": event_id or str(uuid.uuid4())}, NOW)
 
 
 def migrated(tmp_path):
@@ -130,7 +122,7 @@ def test_a_database_made_before_integer_times_keeps_every_row_and_time(tmp_path)
     store = migrated(tmp_path)
     assert (1, 0) == store.insert([row("new")])
     # The old event_ids still deduplicate after the rebuild.
-    assert (0, 1) == store.insert([normalise({"message": "again", "event_id": old_event}, NOW)])
+    assert (0, 1) == store.insert([row("again", old_event)])
     store.close()
 
     conn = sqlite3.connect(path)

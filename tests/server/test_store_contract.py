@@ -7,22 +7,10 @@ import time
 import uuid
 
 import pytest
-from server_helpers import closed_port, migration_steps, stored_rows
+from server_helpers import NOW, closed_port, migration_steps, row, stored_rows
 
 from log_collector.server import open_store
 from log_collector.server.store.base import ROW_COLUMNS, StoreUnavailable
-from log_collector.server.validate import normalise
-
-NOW = time.time()
-
-
-def row(message: str = "m", *, event_id: str | None = "new", **fields) -> tuple:
-    record = {"message": message, **fields}
-    if event_id == "new":
-        record["event_id"] = str(uuid.uuid4())
-    elif event_id is not None:
-        record["event_id"] = event_id
-    return normalise(record, NOW)
 
 
 @pytest.fixture
@@ -155,7 +143,7 @@ def test_stats_lists_the_top_ten_services(store):
 
 
 def test_ping_answers_when_the_database_is_up(store):
-    store.ping()
+    assert None is store.ping()
 
 
 def test_an_unreachable_postgres_is_store_unavailable():

@@ -7,14 +7,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import TRACE_ID, TRACEPARENT
 from starlette.testclient import TestClient
-
-from log_collector import AsyncLogClient
 
 SERVER = Path(__file__).resolve().parents[1] / "demo-app" / "backend-python" / "server.py"
 REPO = Path(__file__).resolve().parents[2]
-TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +23,8 @@ def demo():
 
 
 @pytest.fixture
-def client(receiver, tmp_path):
-    made = AsyncLogClient(
-        server_url=receiver.url,
-        service="demo-backend-python",
-        spool_dir=tmp_path / "spool",
-        max_backoff=0.2,
-    )
-    yield made
-    made.close(timeout=1.0)
+def client(make_client):
+    return make_client(service="demo-backend-python")
 
 
 def test_login_a_todo_and_a_failing_endpoint_are_logged_per_request(demo, client, receiver):

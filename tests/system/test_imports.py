@@ -10,15 +10,22 @@ import pytest
 FRAMEWORKS = ("flask", "werkzeug", "django", "starlette", "fastapi", "asgiref")
 
 
-def frameworks_after(statement):
+def modules_after(statement, prefixes):
+    """The modules whose names start with one of ``prefixes`` that ``statement`` loads,
+    run in a fresh interpreter."""
     probe = (
         f"import json, sys\n{statement}\n"
-        f"print(json.dumps([m for m in {FRAMEWORKS!r} if m in sys.modules]))"
+        f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({prefixes!r}))))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )
     return json.loads(done.stdout)
+
+
+def frameworks_after(statement):
+    loaded = modules_after(statement, FRAMEWORKS)
+    return [m for m in FRAMEWORKS if m in loaded]
 
 
 @pytest.mark.parametrize(
@@ -51,17 +58,6 @@ def test_the_handler_is_part_of_the_public_api():
 
     assert "LogCollectorHandler" in log_collector.__all__
     assert log_collector.client.handler.LogCollectorHandler is log_collector.LogCollectorHandler
-
-
-def modules_after(statement, prefixes):
-    probe = (
-        f"import json, sys\n{statement}\n"
-        f"print(json.dumps(sorted(m for m in sys.modules if m.startswith({prefixes!r}))))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
-    )
-    return json.loads(done.stdout)
 
 
 def test_the_server_store_loads_none_of_the_clients_dependencies():

@@ -1,4 +1,4 @@
-"""The built wheel ships the SQL migrations and they are found once installed (STYLE.md 14).
+"""The built wheel ships the SQL migrations and they are found once installed.
 
 The default suite builds the wheel once, checks its contents and metadata, installs it
 without dependencies into a private directory and imports it from outside the repository.
@@ -47,6 +47,19 @@ def wheel(tmp_path_factory):
     return built
 
 
+def _installed_alone(wheel, tmp_path):
+    """Installs `wheel` without its dependencies into tmp_path/"site"; returns that directory
+    and an empty one outside the repository to run from."""
+    target = tmp_path / "site"
+    _run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+         "--target", str(target), str(wheel)]
+    )  # fmt: skip
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    return target, elsewhere
+
+
 def _repo_migrations():
     """{kind: [numbered file names]} as they are in the source tree's migrations/."""
     return {
@@ -93,13 +106,7 @@ def test_the_wheel_metadata_matches_pyproject(wheel):
 
 
 def test_the_installed_wheel_finds_its_migrations_outside_the_repository(wheel, tmp_path):
-    target = tmp_path / "site"
-    _run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--target", str(target), str(wheel)]
-    )  # fmt: skip
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    target, elsewhere = _installed_alone(wheel, tmp_path)
 
     # The test interpreter's dependencies are reused; the package itself must come from
     # `target`, which PYTHONPATH puts before the editable install of the repository.
@@ -138,13 +145,7 @@ def test_serve_and_migrate_run_from_the_installed_wheel(wheel, tmp_path):
     import time
     import urllib.request
 
-    target = tmp_path / "site"
-    _run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-         "--target", str(target), str(wheel)]
-    )  # fmt: skip
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
+    target, elsewhere = _installed_alone(wheel, tmp_path)
     env = {**os.environ, "PYTHONPATH": str(target)}
     db = f"sqlite:///{elsewhere / 'logs.db'}"
     migrate = [sys.executable, "-m", "log_collector", "migrate", "--db", db]

@@ -3,11 +3,17 @@
 The producer side (``Spool.append``) runs on application threads; the
 consumer side (``read_batch``, ``ack``, ``dead_letter``) runs on the sender
 thread. This package is the one place that holds SQL for spool files:
-``_base`` (names, limits, errors, opening a file), ``_connection`` (the one
-write connection: group commit, spool-full policy, drop counters), ``_spool``
-(the open ``Spool``: reads, acks, checkpoints, closing), ``_files`` (files no
-live client holds: status, salvage), ``_trust`` (which directories and files
-the spool uses: private directories, regular files, no symbolic links).
+``_base`` (names, limits, errors, locking and opening files), ``_sqlite``
+(the one function that opens connections, the transaction helper, error
+classes), ``_open`` (a new file or an orphan, locked, its schema),
+``_group_commit`` (many threads, one connection, durable before return),
+``_connection`` (the write connection: appends, spool-full policy, totals,
+checkpoints), ``_drops`` (deliberate losses, counted and announced),
+``_mirror`` (small tables kept in memory),
+``_spool`` (the open ``Spool``: reads, acks, dead letters, expiry, closing),
+``_files`` (files no live client holds: status, salvage), ``_trust`` (which
+directories and files the spool uses: private directories, regular files, no
+symbolic links).
 
 Files are named ``<pid>-<token>.spool`` in the spool directory. The owner holds
 an exclusive ``flock`` on the file for as long as it lives, so any other
@@ -26,7 +32,6 @@ from ._base import (
     SpoolError,
     UnsafeSpoolDir,
     UnsafeSpoolFile,
-    is_corruption,
 )
 from ._files import (
     candidates,
@@ -38,6 +43,7 @@ from ._files import (
     spool_files,
 )
 from ._spool import Spool
+from ._sqlite import is_corruption
 from ._trust import check_directory, private_spool_dir
 
 __all__ = [

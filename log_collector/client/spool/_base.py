@@ -1,7 +1,4 @@
-"""What every part of the spool shares: names, limits, errors, opening a file.
-
-The spool package is the one place that holds SQL for spool files.
-"""
+"""What every part of the spool shares: names, limits, errors, locking and opening files."""
 
 from __future__ import annotations
 
@@ -10,13 +7,10 @@ import errno
 import fcntl
 import logging
 import os
-import sqlite3
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from ...common import migrations as _migrations
 
 logger = logging.getLogger("log_collector")
 
@@ -30,23 +24,19 @@ SNAPSHOT_EVERY = 1.0  # seconds, at most one snapshot write per interval
 # The sender checkpoints once this many rows were appended since the last
 # checkpoint, or once a second after any change. A checkpoint holds the one
 # connection (it syncs the WAL and then the database file), so appenders wait
-# behind it: one per batch put ~2 ms on every 1,000th log call. Each
-# single-row commit adds a 4 KiB WAL frame, an ack of 1,000 rows a few dozen:
-# the WAL stays near 10 MiB.
+# behind it: a few checkpoints, not one per batch. Each single-row commit adds
+# a 4 KiB WAL frame, an ack of 1,000 rows a few dozen: the WAL stays near
+# 10 MiB. Measurements: docs/performance.md.
 CHECKPOINT_ROWS = 2_000
 CHECKPOINT_EVERY = 1.0  # seconds
 # An ack of a larger batch deletes this many rows per transaction and lets
-# waiting appenders commit in between (a range DELETE of 1,000 rows holds the
-# connection ~0.3-0.6 ms here; 250 and 500 gave a worse p99 and no better p99.9).
+# waiting appenders commit in between (chosen by measurement: docs/performance.md).
 ACK_CHUNK = 1000
 # While the records table is small, the spool keeps a copy of its rows in
 # memory (the mirror), so the sender's reads do not take the connection from
-# the appenders (a 1,000-row SELECT held it 0.25-0.4 ms). Past this size, or
-# after anything but an append or an ack of the oldest rows, reads go to
-# SQLite until the table is empty again.
+# the appenders. Past this size, or after anything but an append or an ack of
+# the oldest rows, reads go to SQLite until the table is empty again.
 MIRROR_BYTES = 4 * 2**20
-SCHEMA_KIND = "spool"
-BUSY_TIMEOUT_MS = 5_000
 # Room made by drop_oldest beyond the cap, so a full spool does not delete on every append.
 DROP_HEADROOM = 0.05
 # A drop episode ends (and is announced once) when the spool is back under this share of the cap.
@@ -124,105 +114,6 @@ def _open_regular(path: Path, flags: int) -> int:
         os.close(fd)
         raise UnsafeSpoolFile(f"{path} is not a regular file")
     return fd
-
-
-def _verify_same_file(path: Path, fd: int) -> None:
-    """Raise ``UnsafeSpoolFile`` unless ``path`` (not followed) is still the
-    regular file open as ``fd`` and its side files are regular files too.
-
-    SQLite opens a database by name and follows a link there. Checked right
-    after ``sqlite3.connect`` opened the file and before any statement reads or
-    writes it, so a link swapped in for the locked file is caught first. A swap
-    and swap back between SQLite's open and this check needs write access to
-    the directory, which ``_trust.check_directory`` leaves to this user and root.
-    """
-    opened = os.fstat(fd)
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        raise UnsafeSpoolFile(f"{path} vanished") from None
-    if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) != (opened.st_dev, opened.st_ino):
-        raise UnsafeSpoolFile(f"{path} was replaced by another file or a link")
-    for suffix in SIDE_SUFFIXES:
-        try:
-            side = os.lstat(f"{path}{suffix}")
-        except FileNotFoundError:
-            continue
-        if not stat.S_ISREG(side.st_mode):
-            raise UnsafeSpoolFile(f"{path}{suffix} is a symbolic link or not a regular file")
-
-
-def _connect(
-    path: Path, *, uri_mode: str = "rw", fd: int | None = None, isolation_level: str | None = None
-) -> sqlite3.Connection:
-    """A connection to the spool ``path``; with ``fd`` (the file, opened by us
-    without following links), only if SQLite opened that same file."""
-    # mode=rw: never create a file here; a vanished spool must not come back empty.
-    conn = sqlite3.connect(
-        f"file:{path}?mode={uri_mode}",
-        uri=True,
-        isolation_level=isolation_level,
-        check_same_thread=False,
-    )
-    try:
-        if fd is not None:
-            _verify_same_file(path, fd)
-        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _is_busy(exc: BaseException) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-
-
-def is_corruption(exc: BaseException) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code is not None and code & 0xFF in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB)
-
-
-def _prepare(path: Path, fd: int, *, target_url: str | None, service: str | None) -> None:
-    """WAL mode and the schema, on a short-lived connection of its own, to the
-    file open as ``fd``.
-
-    sqlite-utils' migrations runner needs Python's default transaction handling,
-    which the hot-path connection (autocommit, explicit BEGIN) does not use.
-    """
-    conn = _connect(path, fd=fd, isolation_level="")
-    try:
-        conn.execute("PRAGMA journal_mode=WAL")
-        known = {name for name, _ in _migrations.sql_files(SCHEMA_KIND)}
-        applied = set(_migrations.applied_sqlite(conn, SCHEMA_KIND))
-        if applied - known:
-            raise SpoolError(
-                f"{path} was written by a newer log-collector (schema steps "
-                f"{sorted(applied - known)}); leaving it for that version"
-            )
-        _migrations.apply_sqlite(conn, SCHEMA_KIND)
-        with conn:
-            if target_url is not None:
-                conn.execute(
-                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('target_url', ?)",
-                    (target_url,),
-                )
-            facts = [("pid", str(os.getpid())), ("schema_version", str(len(known)))]
-            if service is not None:  # adoption passes None: keep the writer's service
-                facts.append(("service", service))
-            conn.executemany("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", facts)
-    except sqlite3.DatabaseError as exc:
-        if _is_busy(exc):  # open in another program: not damage, try again later
-            raise NotAdoptable(f"{path} is open elsewhere ({exc})") from exc
-        raise SpoolError(f"{path} is not a usable spool: {exc}") from exc
-    finally:
-        conn.close()
-
-
-def _rollback(conn: sqlite3.Connection) -> None:
-    with contextlib.suppress(sqlite3.Error):
-        conn.execute("ROLLBACK")
 
 
 def _remove_files(path: Path) -> None:

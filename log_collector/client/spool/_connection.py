@@ -1,8 +1,11 @@
-"""A spool file's one write connection: the group commit that appends, the
-exclusive hold every other write takes, and the spool-full and drop counters.
+"""A spool file's one write connection and what it knows of the ``records`` table.
 
-``Spool`` (``_spool``) builds the sender's side on top: reads, acks, dead
-letters, checkpoints and expiry.
+``SpoolConnection`` owns the file's handles (the SQLite connection, the lock,
+the WAL descriptor for syncs), the group commit that appends, the spool-full
+policy with its drop counters (``_drops``), and the table's totals kept in memory (rows, bytes,
+next id, the mirror, a bound on the oldest row). ``Spool`` (``_spool``) runs
+the sender's side through its public methods: ``hold`` for SQL of its own,
+``delete_ids`` / ``forget`` / ``reload_totals`` to keep the totals exact.
 """
 
 from __future__ import annotations
@@ -10,37 +13,53 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from .._forkgate import GATE
 from ._base import (
     _BYTES,
+    _INHERITED,
     _INSERT,
+    CHECKPOINT_EVERY,
+    CHECKPOINT_ROWS,
     DROP_HEADROOM,
     MIRROR_BYTES,
     ROOM_AGAIN,
     FallbackFn,
+    Row,
     SpoolClosed,
     SpoolCounters,
-    _connect,
-    _rollback,
+    UnsafeSpoolFile,
+    _open_regular,
     _size,
     logger,
 )
+from ._drops import Drops
+from ._group_commit import GroupCommit, Pending
 from ._mirror import Mirror
+from ._sqlite import connect, transaction
 
-# Adds to a counter row of meta (drops by reason, drops announced), made if missing.
-_ADD_TO_COUNTER = (
-    "INSERT INTO meta(key, value) VALUES (?, ?) "
-    "ON CONFLICT(key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value"
-)
+_TOTALS = f"SELECT count(*), coalesce(sum({_BYTES}), 0), coalesce(max(id), 0) FROM records"
+
+
+def _run_of(ids: list[int]) -> tuple[int, int] | None:
+    """(lowest, highest) when ``ids`` are exactly the integers of that range."""
+    lo, hi = min(ids), max(ids)
+    return (lo, hi) if hi - lo + 1 == len(ids) == len(set(ids)) else None
 
 
 class SpoolConnection:
-    """The one write connection of a spool file this process has locked."""
+    """The one write connection of a spool file this process has locked.
+
+    Methods documented "holding" run only inside ``hold()``: the mirror and the
+    totals change only in the thread that holds the connection.
+    """
 
     def __init__(
         self,
@@ -54,129 +73,64 @@ class SpoolConnection:
         mirror_bytes: int = MIRROR_BYTES,
     ) -> None:
         self.path = path
-        self._lock_fd = lock_fd
+        self.lock_fd = lock_fd
         self._max_bytes = max_bytes
         self._full_policy = full_policy
         self._fallback = fallback
         self.counters = SpoolCounters()
         self.closed = False
-        # Drops not yet told to the server; once an append succeeds with room to
-        # spare they move to drop_notice, which the client turns into one WARN record.
-        self._unannounced: dict[str, int] = {}
-        self.drop_notice: dict[str, int] | None = None
-
-        # One connection for everything, in exclusive locking mode, set before
-        # its first read: SQLite then keeps the WAL index in heap memory and
-        # takes no file lock per transaction (six fcntl calls fewer per log
-        # call, which halved the INSERT here: ~17 us -> ~9 us). Only this
-        # process can read the file while it lives; ``status`` reads the
-        # snapshot the sender writes beside it (``write_snapshot``).
-        # https://www.sqlite.org/pragma.html#pragma_locking_mode
-        # https://www.sqlite.org/wal.html#noshm
-        self._wconn = _connect(path, fd=lock_fd)
-        self._wconn.execute("PRAGMA locking_mode=EXCLUSIVE")
-        # NORMAL: a committed row survives the process being killed (the WAL is
-        # in the OS page cache), not necessarily a power cut; FULL fsyncs the WAL
-        # on every commit. https://www.sqlite.org/pragma.html#pragma_synchronous
-        sync = "FULL" if durability == "full" else "NORMAL"
-        self._wconn.execute(f"PRAGMA synchronous={sync}")
-        # The producer never checkpoints: an automatic checkpoint would run on the
-        # application thread that happened to commit. The sender checkpoints.
-        self._wconn.execute("PRAGMA wal_autocheckpoint=0")
-
-        # Group commit: callers queue rows; whoever finds no commit in progress
-        # becomes the leader and writes every queued row in one transaction; the
-        # others wait for the commit that carries their row. "Durable before
-        # return" holds for every caller, and the commit cost is shared.
-        self._cv = threading.Condition(threading.Lock())
-        self._queue: list[tuple[float, str]] = []
-        self._next_batch = 1
-        self._committed = 0
-        self._leader = False
-        self._waiting = 0
-        self._exclusive_wanted = 0  # threads waiting in _exclusive(); they go first
-
+        self._conn = connect(path, "write", fd=lock_fd, durability=durability)
+        self.drops = Drops(path, self.counters, self._conn)
+        self._group = GroupCommit(self._commit)
         # Kept in memory, so neither flush() nor the snapshot ever counts a
         # large backlog while appenders wait for the connection.
-        self._rows, self._bytes, last_id = self._wconn.execute(
-            f"SELECT count(*), coalesce(sum({_BYTES}), 0), coalesce(max(id), 0) FROM records"
-        ).fetchone()
+        self._rows, self._bytes, last_id = self._conn.execute(_TOTALS).fetchone()
         self._next_id = last_id + 1
-        # Changed only by the thread holding the connection.
         self._mirror = Mirror(mirror_bytes, active=self._rows == 0)
         # A lower bound on the oldest created_at in ``records`` (-inf: unknown).
         # max_record_age scans the table only once the cutoff passes it, not
         # on every read: about once per max_record_age while delivery keeps up.
-        self._min_created = -math.inf
-        self._load_drop_counters()
+        self.oldest_bound = -math.inf
         self._unckpt = 0  # rows appended since the last checkpoint
         self._changed = False  # anything written or deleted since then
+        self._checkpointed_at = time.monotonic()
+        self._wal_fd: int | None = None  # for the sync before a checkpoint; kept open
+        self._wal_fd_lock = threading.Lock()  # close() must not close it mid-fsync
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def nbytes(self) -> int:
+        return self._bytes
+
+    def high_water(self) -> int:
+        """The largest id handed out so far."""
+        return self._next_id - 1
 
     def append(self, created_at: float, body: str) -> None:
         """Durably store one record before returning (or hand it to the fallback)."""
-        cv = self._cv
-        with cv:
-            self._queue.append((created_at, body))
-            ticket = self._next_batch
-            while self._committed < ticket:
-                if self._leader or self._exclusive_wanted:
-                    self._waiting += 1
-                    cv.wait()
-                    self._waiting -= 1
-                    continue
-                self._leader = True
-                try:
-                    self._commit_queued()
-                finally:
-                    self._leader = False
-                    if self._waiting:  # Condition.notify_all costs a few us even with no waiter
-                        cv.notify_all()
+        self._group.submit((created_at, body))
 
-    def _commit_queued(self) -> None:
-        """Write every queued row in one transaction. Called holding ``_cv`` and
-        the connection (``_leader``); ``_cv`` is let go while SQLite works."""
-        rows, self._queue = self._queue, []
-        batch = self._next_batch
-        self._next_batch += 1
-        self._cv.release()
-        try:
-            with GATE:
+    def append_rows(self, rows: list[Pending]) -> None:
+        """Many rows in one transaction (salvage, not the hot path)."""
+        if rows:
+            with self.hold():
                 self._write(rows)
-        finally:
-            self._cv.acquire()
-            self._committed = batch
 
     @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[sqlite3.Connection]:
-        """The write connection, with no group commit or other writer in progress."""
-        with self._cv:
-            # Wanted first: appenders arriving now queue their rows and wait, so
-            # a steady stream of log calls cannot starve the sender's ack (each
-            # appender would otherwise take the connection again at once).
-            self._exclusive_wanted += 1
-            while self._leader:
-                self._waiting += 1
-                self._cv.wait()
-                self._waiting -= 1
-            self._exclusive_wanted -= 1
-            self._leader = True
-        try:
-            with GATE:
-                yield self._wconn
-        finally:
-            with self._cv:
-                # Rows queued meanwhile are committed before the connection is
-                # let go: a thread taking it again at once (the sender reading,
-                # acking, reading) can never starve the appenders either.
-                try:
-                    if self._queue:
-                        self._commit_queued()
-                finally:
-                    self._leader = False
-                self._cv.notify_all()
+    def hold(self) -> Iterator[sqlite3.Connection]:
+        """The write connection, with no group commit or other holder in progress."""
+        with self._group.exclusive(), GATE:
+            yield self._conn
 
-    def _write(self, rows: list[tuple[float, str]]) -> None:
-        conn = self._wconn
+    def _commit(self, rows: list[Pending]) -> None:
+        with GATE:
+            self._write(rows)
+
+    def _write(self, rows: list[Pending]) -> None:
+        conn = self._conn
         try:
             if self.closed:
                 raise SpoolClosed("spool is closed")
@@ -184,51 +138,53 @@ class SpoolConnection:
             full = self._max_bytes is not None and self._bytes + size > self._max_bytes
             drops: tuple[int, int] = (0, 0)  # rows dropped from the table, bytes freed
             refused = 0  # new rows drop_newest turned away
+            first = self._next_id
             if len(rows) == 1 and not full:
-                created_at, body = rows[0]
-                conn.execute(_INSERT, (self._next_id, created_at, body))
-                if created_at < self._min_created:
-                    self._min_created = created_at
-                if self._mirror.active:
-                    self._mirror.add(((self._next_id, body),), size)
+                conn.execute(_INSERT, (first, *rows[0]))
             else:
                 # A drop, its counter and the new rows commit together: a kill
                 # in between can never leave a drop uncounted.
-                conn.execute("BEGIN IMMEDIATE")
-                try:
+                with transaction(conn):
                     if full:
                         kept, size, drops = self._make_room(rows, size)
                         refused, rows = len(rows) - len(kept), kept
-                    first = self._next_id
                     conn.executemany(_INSERT, [(first + i, c, b) for i, (c, b) in enumerate(rows)])
-                    conn.execute("COMMIT")
-                except BaseException:
-                    _rollback(conn)
-                    raise
-                if self._mirror.active:
-                    self._mirror.add([(first + i, b) for i, (_, b) in enumerate(rows)], size)
-                if rows:
-                    self._min_created = min(self._min_created, min(c for c, _ in rows))
-            self._next_id += len(rows)
-            self._unckpt += len(rows)
-            self._changed = True
-            self._rows += len(rows) - drops[0]
-            self._bytes += size - drops[1]
-            self.counters.appended += len(rows)
+            self._count_appended(first, rows, size, drops)
             if drops[0] + refused:
-                self._note_drop("spool_full", drops[0] + refused)
-            if self._unannounced and (
+                self.drops.note("spool_full", drops[0] + refused)
+            if self.drops.in_episode and (
                 self._max_bytes is None or self._bytes < self._max_bytes * ROOM_AGAIN
             ):
-                self.drop_notice, self._unannounced = self._unannounced, {}
+                self.drops.end_episode()
         except Exception as exc:
             if self._fallback is None:
                 raise
             self._fallback(rows, exc)
 
+    def _count_appended(
+        self, first: int, rows: list[Pending], size: int, drops: tuple[int, int]
+    ) -> None:
+        """Committed rows (ids from ``first``), in the totals and the mirror."""
+        if len(rows) == 1:  # the hot path: one log call's row
+            created_at, body = rows[0]
+            if self._mirror.active:
+                self._mirror.add(((first, body),), size)
+            if created_at < self.oldest_bound:
+                self.oldest_bound = created_at
+        elif rows:
+            if self._mirror.active:
+                self._mirror.add([(first + i, b) for i, (_, b) in enumerate(rows)], size)
+            self.oldest_bound = min(self.oldest_bound, min(c for c, _ in rows))
+        self._next_id += len(rows)
+        self._unckpt += len(rows)
+        self._changed = True
+        self._rows += len(rows) - drops[0]
+        self._bytes += size - drops[1]
+        self.counters.appended += len(rows)
+
     def _make_room(
-        self, rows: list[tuple[float, str]], size: int
-    ) -> tuple[list[tuple[float, str]], int, tuple[int, int]]:
+        self, rows: list[Pending], size: int
+    ) -> tuple[list[Pending], int, tuple[int, int]]:
         """Apply the spool-full policy inside the caller's transaction.
 
         Returns the rows still to insert, their size, and (old rows deleted,
@@ -236,88 +192,176 @@ class SpoolConnection:
         """
         assert self._max_bytes is not None
         if self._full_policy == "drop_newest" or size > self._max_bytes:
-            self._persist_drop("spool_full", len(rows))
+            self.drops.persist(self._conn, "spool_full", len(rows))
             return [], 0, (0, 0)
         need = self._bytes + size - int(self._max_bytes * (1 - DROP_HEADROOM))
         freed, ids = 0, []
-        for row_id, length in self._wconn.execute(f"SELECT id, {_BYTES} FROM records ORDER BY id"):
+        for row_id, length in self._conn.execute(f"SELECT id, {_BYTES} FROM records ORDER BY id"):
             if freed >= need:
                 break
             ids.append(row_id)
             freed += length
-        deleted, freed = self._delete_ids(ids)
-        self._persist_drop("spool_full", deleted)
+        deleted, freed = self.delete_ids(ids)
+        self.drops.persist(self._conn, "spool_full", deleted)
         return rows, size, (deleted, freed)
 
-    def append_rows(self, rows: list[tuple[float, str]]) -> None:
-        """Many rows in one transaction (salvage, not the hot path)."""
-        if rows:
-            with self._exclusive():
-                self._write(rows)
-
-    def _persist_drop(self, reason: str, n: int) -> None:
-        """The drop counter in meta; the caller's transaction makes it atomic with the drop."""
-        if n > 0:
-            self._wconn.execute(_ADD_TO_COUNTER, (f"dropped:{reason}", n))
-
-    def _note_drop(self, reason: str, n: int) -> None:
-        """Count a committed drop in memory; warn once per episode."""
-        if n <= 0:
-            return
-        episode_starts = not self._unannounced
-        self.counters.dropped[reason] = self.counters.dropped.get(reason, 0) + n
-        self._unannounced[reason] = self._unannounced.get(reason, 0) + n
-        if episode_starts:  # once per episode, not once per dropped batch
-            logger.warning(
-                "log-collector: dropping records from %s (%s); counted, announced later",
-                self.path,
-                reason,
-            )
-
     def mark_announced(self, dropped: dict[str, int]) -> None:
-        """Record in the file that these drops were told to the server, so a
-        process adopting it later announces only the rest."""
-        with self._exclusive() as conn:
-            if self.closed:
-                return
-            conn.executemany(
-                _ADD_TO_COUNTER, [(f"announced:{reason}", n) for reason, n in dropped.items()]
-            )
+        """Record in the file that these drops were told to the server."""
+        with self.hold() as conn:
+            if not self.closed:
+                self.drops.mark_announced(conn, dropped)
 
-    def _load_drop_counters(self) -> None:
-        """Counters from the file. Drops a dead owner counted but never announced
-        become this spool's notice: its adopter announces them."""
-        announced: dict[str, int] = {}
-        for key, value in self._wconn.execute(
-            "SELECT key, value FROM meta WHERE key LIKE 'dropped:%' OR key LIKE 'announced:%'"
-        ):
-            kind, reason = key.split(":", 1)
-            if kind == "dropped":
-                self.counters.dropped[reason] = int(value)
-            else:
-                announced[reason] = int(value)
-        untold = {
-            reason: n - announced.get(reason, 0)
-            for reason, n in self.counters.dropped.items()
-            if n > announced.get(reason, 0)
-        }
-        self.drop_notice = untold or None
+    def mirrored(self, limit: int) -> list[Row] | None:
+        """The oldest ``limit`` rows from the mirror; None when it is not active
+        (or the spool is closed): read them from the table."""
+        if not self._mirror.active:
+            return None
+        with self.hold():
+            if self._mirror.active and not self.closed:
+                return self._mirror.head(limit)
+        return None
 
-    def _delete_ids(self, ids: list[int]) -> tuple[int, int]:
-        """Delete these rows (those still there); return (rows deleted, bytes freed)."""
+    def delete_ids(self, ids: list[int]) -> tuple[int, int]:
+        """Holding: delete these rows (those still there); return (rows deleted,
+        bytes freed). The caller's transaction decides when; ``forget`` follows."""
         if not ids:
             return 0, 0
         self._mirror.stop()
-        freed = self._wconn.execute(
+        freed = self._conn.execute(
             f"DELETE FROM records WHERE id IN (SELECT value FROM json_each(?)) RETURNING {_BYTES}",
             (json.dumps(ids),),
         ).fetchall()
         return len(freed), sum(size for (size,) in freed)
 
-    def _forget(self, rows: int, nbytes: int) -> None:
-        """Committed deletions, in the in-memory totals."""
+    def forget(self, rows: int, nbytes: int) -> None:
+        """Holding: committed deletions, in the in-memory totals."""
         self._changed = True
         self._rows -= rows
         self._bytes -= nbytes
         if self._rows == 0 and not self._mirror.active:
             self._mirror.restart()
+
+    def delete(self, ids: list[int]) -> None:
+        """Delete these rows (those still there); raises ``sqlite3.Error``."""
+        with self.hold():
+            self.forget(*self.delete_ids(ids))
+
+    def delete_acked(self, ids: list[int], nbytes: int) -> None:
+        """Delete acknowledged rows holding ``nbytes``; keep the totals exact.
+        Raises ``sqlite3.Error`` (a full disk refuses a DELETE)."""
+        run = _run_of(ids)  # checked before taking the connection
+        with self.hold():
+            try:
+                self._delete_acked(ids, run, nbytes)
+            except sqlite3.Error:
+                self._mirror.stop()  # the copy still holds them; the caller skips them
+                raise
+
+    def _delete_acked(self, ids: list[int], run: tuple[int, int] | None, nbytes: int) -> None:
+        if run is None:
+            # Not one run of ids (dead letters or skipped rows between them).
+            # The size freed comes from the rows actually deleted: drop_oldest
+            # may have removed some of these while they were in flight.
+            self.forget(*self.delete_ids(ids))
+            return
+        # One run of ids, the usual case: a range delete, faster than matching
+        # a list and returning each row's size.
+        lo, hi = run
+        deleted = self._conn.execute(
+            "DELETE FROM records WHERE id BETWEEN ? AND ?", (lo, hi)
+        ).rowcount
+        if deleted == len(ids):
+            self._mirror.remove_oldest(lo, hi, deleted, nbytes)  # the usual ack
+            self.forget(deleted, nbytes)
+        else:  # drop_oldest took some of them meanwhile (a full spool): count again
+            self._mirror.stop()
+            self._changed = True
+            self._rows, self._bytes, _ = self._conn.execute(_TOTALS).fetchone()
+
+    def reload_totals(self) -> None:
+        """Holding: rows came back to the table with their old times (requeued
+        dead letters): no mirror, no bound on the oldest row, totals counted again."""
+        self._mirror.stop()
+        self.oldest_bound = -math.inf
+        self._rows, self._bytes, last_id = self._conn.execute(_TOTALS).fetchone()
+        self._next_id = max(self._next_id, last_id + 1)
+
+    def stop_mirror(self) -> None:
+        """Holding: the table is about to change in a way the mirror does not follow."""
+        self._mirror.stop()
+
+    def checkpoint(self, *, when_due: bool = False) -> None:
+        """Move WAL content into the database file.
+
+        ``when_due``: only once ``CHECKPOINT_ROWS`` rows changed or
+        ``CHECKPOINT_EVERY`` passed with any change, so appenders wait behind
+        few checkpoints.
+        """
+        now = time.monotonic()
+        if (
+            not when_due
+            or self._unckpt >= CHECKPOINT_ROWS
+            or (self._changed and now - self._checkpointed_at >= CHECKPOINT_EVERY)
+        ):
+            self._sync_wal()
+            with self.hold() as conn:
+                if not self.closed:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            self._unckpt, self._changed, self._checkpointed_at = 0, False, now
+
+    def _sync_wal(self) -> None:
+        """fsync the WAL ahead of a checkpoint, without holding the connection."""
+        # With synchronous=NORMAL a checkpoint syncs the WAL, then the database
+        # file, all while it holds the one connection and appenders wait.
+        # Synced here first, appenders go on meanwhile and the checkpoint's own
+        # sync finds little left. SQLite still syncs, so a failure here is
+        # ignored. The descriptor stays open until close(): closing one drops
+        # the process's POSIX locks on that file. https://www.sqlite.org/wal.html#ckpt
+        if self.closed:  # also an abandoned spool in a forked child: its lock may be stale
+            return
+        with self._wal_fd_lock:
+            if self.closed:
+                return
+            try:
+                if self._wal_fd is None:
+                    self._wal_fd = _open_regular(Path(f"{self.path}-wal"), os.O_RDONLY)
+                os.fsync(self._wal_fd)
+            except (OSError, UnsafeSpoolFile) as exc:
+                logger.debug("log-collector: cannot sync %s-wal ahead: %s", self.path, exc)
+
+    def close(self) -> tuple[int | None, int | None]:
+        """Holding: close the connection and the WAL descriptor (not the lock);
+        return (rows left, dead letters), None where the file cannot say."""
+        self.closed = True
+        left = dead = None
+        try:
+            left = self._conn.execute("SELECT count(*) FROM records").fetchone()[0]
+            dead = self._conn.execute("SELECT count(*) FROM dead_letters").fetchone()[0]
+        except sqlite3.Error as exc:  # a broken file: keep it, release everything
+            logger.warning("log-collector: cannot read %s while closing it: %s", self.path, exc)
+        finally:
+            try:
+                self._conn.close()
+            finally:
+                with self._wal_fd_lock:
+                    if self._wal_fd is not None:
+                        with contextlib.suppress(OSError):
+                            os.close(self._wal_fd)
+                        self._wal_fd = None
+        return left, dead
+
+    def abandon(self) -> list[Any]:
+        """Drop this file in a forked child without touching the parent's handles.
+
+        Closing the inherited SQLite connection in the child could release or
+        corrupt the parent's locks (https://www.sqlite.org/howtocorrupt.html,
+        section 2.6); the caller keeps the returned objects alive forever so
+        their finalisers never run. The lock descriptor is closed: the flock
+        belongs to the open file description, which the parent still holds.
+        """
+        self.closed = True
+        with contextlib.suppress(OSError):
+            st = os.fstat(self.lock_fd)
+            _INHERITED.add((st.st_dev, st.st_ino))
+            os.close(self.lock_fd)
+        return [self._conn]

@@ -21,12 +21,11 @@ from ._base import (
     SUFFIX,
     SpoolError,
     UnsafeSpoolFile,
-    _connect,
     _lock,
     _open_regular,
-    is_corruption,
     logger,
 )
+from ._sqlite import Role, connect, is_corruption
 from ._trust import directory_problem, screen_orphan, unsafe_reason
 
 
@@ -38,7 +37,7 @@ def read_meta(path: Path, fd: int | None = None) -> dict[str, str]:
 
 
 def _read_meta(path: Path, fd: int | None) -> dict[str, str]:
-    conn = _connect(path, uri_mode="ro", fd=fd)
+    conn = connect(path, "read", fd=fd)
     try:
         return dict(conn.execute("SELECT key, value FROM meta"))
     except sqlite3.DatabaseError as exc:
@@ -70,7 +69,7 @@ def inspect(path: Path) -> dict[str, Any]:
             info.update(_read_snapshot(path))
             return info
         with GATE:
-            conn = _connect(path)
+            conn = connect(path, "inspect")
             try:
                 rows, body_bytes, oldest = conn.execute(
                     f"SELECT count(*), coalesce(sum({_BYTES}), 0), min(created_at) FROM records"
@@ -209,8 +208,8 @@ def salvage(path: Path) -> list[tuple[float, str]]:
 
 def _salvage(path: Path) -> list[tuple[float, str]]:
     found: dict[int, tuple[float, str]] = {}
-    _salvage_pass(f"file:{path}?mode=ro", found)
-    _salvage_pass(f"file:{path}?immutable=1", found)
+    _salvage_pass(path, "read", found)
+    _salvage_pass(path, "frozen", found)
     with tempfile.TemporaryDirectory() as tmp:
         copy = Path(tmp) / "salvage.db"
         try:
@@ -220,15 +219,15 @@ def _salvage(path: Path) -> list[tuple[float, str]]:
             if len(data) >= 100 and page_size >= 512:
                 data[28:32] = (len(data) // page_size).to_bytes(4, "big")
                 copy.write_bytes(bytes(data))
-                _salvage_pass(f"file:{copy}?immutable=1", found)
+                _salvage_pass(copy, "frozen", found)
         except OSError:
             pass
     return [found[row_id] for row_id in sorted(found)]
 
 
-def _salvage_pass(uri: str, found: dict[int, tuple[float, str]]) -> None:
+def _salvage_pass(path: Path, role: Role, found: dict[int, tuple[float, str]]) -> None:
     try:
-        conn = sqlite3.connect(uri, uri=True)
+        conn = connect(path, role)
     except sqlite3.Error:
         return
     query = "SELECT id, created_at, body FROM records WHERE id > ? ORDER BY id LIMIT ?"

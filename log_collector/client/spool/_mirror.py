@@ -1,8 +1,8 @@
 """The mirror: the rows of a small ``records`` table, kept in memory too.
 
 While the table is small, the sender's reads come from here and do not take
-the spool's one connection from the appenders (a 1,000-row SELECT held it
-0.25-0.4 ms). The spool changes it only while holding that connection.
+the spool's one connection from the appenders (docs/performance.md has the
+figures). The spool changes it only while holding that connection.
 """
 
 from __future__ import annotations

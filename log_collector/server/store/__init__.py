@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from .base import ROW_COLUMNS, Row, Store, StoreUnavailable
 
-__all__ = ["ROW_COLUMNS", "Row", "Store", "StoreUnavailable", "open_store"]
+__all__ = [
+    "DEFAULT_DB_URL",
+    "ROW_COLUMNS",
+    "Row",
+    "Store",
+    "StoreUnavailable",
+    "open_store",
+]
+
+# The store a server uses when none is named: a file in the working directory.
+DEFAULT_DB_URL = "sqlite:///./logs.db"
 
 _SQLITE_PREFIX = "sqlite:///"
 _POSTGRES_PREFIXES = ("postgresql://", "postgres://")

@@ -9,7 +9,7 @@ None. Each store only converts to its own column types.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -68,7 +68,7 @@ class Store(Protocol):
         """
 
     def stats(self) -> dict[str, Any]:
-        """The ``GET /stats`` document (DESIGN.md section 5), over rows not deleted."""
+        """The ``GET /stats`` document, over rows not deleted."""
 
     def reading(self) -> AbstractContextManager[Any]:
         """A connection for reads (/stats and every read endpoint), apart from
@@ -82,15 +82,38 @@ class Store(Protocol):
         """Release connections; the store is not used afterwards."""
 
 
-def stats_document(
-    total: int,
-    levels: Sequence[tuple[str, int]],
-    services: Sequence[tuple[str, int]],
-    recent_errors: int,
+Query = Callable[[str, tuple[Any, ...]], list[tuple[Any, ...]]]
+
+
+def read_stats(
+    query: Query,
+    *,
+    param: str,
+    level_text: str,
+    recent_errors: Callable[[tuple[str, ...], float], tuple[str, tuple[Any, ...]]],
 ) -> dict[str, Any]:
+    """The ``GET /stats`` document from the four counts, each run by ``query``
+    (SQL, parameters) -> rows, inside the caller's one snapshot. ``param`` is
+    the driver's placeholder, ``level_text`` the level as text (so both
+    stores sort it alike), ``recent_errors(levels, window_s)`` the condition
+    and its parameters picking rows of those levels in the last ``window_s``
+    seconds."""
+    live = "FROM logs WHERE deleted = FALSE"
+    total = query(f"SELECT count(*) {live}", ())
+    levels = query(
+        f"SELECT {level_text}, count(*) AS n {live} GROUP BY level ORDER BY n DESC, {level_text}",
+        (),
+    )
+    services = query(
+        f"SELECT service, count(*) AS n {live} "
+        f"GROUP BY service ORDER BY n DESC, service LIMIT {param}",
+        (TOP_SERVICES,),
+    )
+    condition, params = recent_errors(ERROR_LEVELS, RECENT_ERRORS_WINDOW_S)
+    errors = query(f"SELECT count(*) {live} AND {condition}", params)
     return {
-        "total_logs": total,
+        "total_logs": total[0][0],
         "level_distribution": [{"level": level, "count": n} for level, n in levels],
         "service_distribution": [{"service": service, "count": n} for service, n in services],
-        "recent_errors_1h": recent_errors,
+        "recent_errors_1h": errors[0][0],
     }

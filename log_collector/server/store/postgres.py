@@ -25,15 +25,7 @@ from psycopg import errors, pq
 from psycopg.adapt import Dumper
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from .base import (
-    ERROR_LEVELS,
-    RECENT_ERRORS_WINDOW_S,
-    ROW_COLUMNS,
-    TOP_SERVICES,
-    Row,
-    StoreUnavailable,
-    stats_document,
-)
+from .base import ROW_COLUMNS, Row, StoreUnavailable, read_stats
 from .postgres_migrations import apply_postgres
 
 # Plain text and float columns: the table is created when a pooled connection
@@ -184,9 +176,8 @@ def _limits_are_not_outages() -> Iterator[None]:
 
 
 class PostgresStore:
-    # Two batches at once: while one is in PostgreSQL the other is decoded.
-    # Four cost a fifth more CPU per record on two cores (measured with
-    # scripts/bench_server.py), in GIL hand-overs and PostgreSQL contention.
+    # Two batches at once: while one is in PostgreSQL the other is decoded;
+    # more add GIL hand-overs and PostgreSQL contention, not throughput.
     def __init__(
         self,
         url: str,
@@ -288,24 +279,16 @@ class PostgresStore:
         with self.reading() as conn, conn.transaction(), conn.cursor() as cur:
             # REPEATABLE READ: the four figures come from one snapshot.
             cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            total = cur.execute("SELECT count(*) FROM logs WHERE deleted = FALSE").fetchone()
-            levels = cur.execute(
-                "SELECT level::text, count(*) AS n FROM logs WHERE deleted = FALSE "
-                "GROUP BY level ORDER BY n DESC, level::text"
-            ).fetchall()
-            services = cur.execute(
-                "SELECT service, count(*) AS n FROM logs WHERE deleted = FALSE "
-                "GROUP BY service ORDER BY n DESC, service LIMIT %s",
-                (TOP_SERVICES,),
-            ).fetchall()
-            errors = cur.execute(
-                "SELECT count(*) FROM logs WHERE deleted = FALSE "
-                "AND level = ANY(%s::log_level[]) "
-                "AND created_at >= now() - make_interval(secs => %s)",
-                (list(ERROR_LEVELS), RECENT_ERRORS_WINDOW_S),
-            ).fetchone()
-        assert total is not None and errors is not None
-        return stats_document(total[0], levels, services, errors[0])
+            return read_stats(
+                lambda sql, params: cur.execute(sql, params).fetchall(),
+                param="%s",
+                level_text="level::text",
+                recent_errors=lambda levels, window_s: (
+                    "level = ANY(%s::log_level[]) "
+                    "AND created_at >= now() - make_interval(secs => %s)",
+                    (list(levels), window_s),
+                ),
+            )
 
     def ping(self) -> None:
         with self._connection() as conn:

@@ -23,15 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ...common.migrations import apply_sqlite
-from .base import (
-    ERROR_LEVELS,
-    RECENT_ERRORS_WINDOW_S,
-    ROW_COLUMNS,
-    TOP_SERVICES,
-    Row,
-    StoreUnavailable,
-    stats_document,
-)
+from .base import ROW_COLUMNS, Row, StoreUnavailable, read_stats
 
 _WIDTH = len(ROW_COLUMNS)
 _ROW_PLACEHOLDERS = f"({', '.join('?' for _ in ROW_COLUMNS)})"
@@ -41,8 +33,8 @@ _ROW_PLACEHOLDERS = f"({', '.join('?' for _ in ROW_COLUMNS)})"
 def _insert_sql(rows: int) -> str:
     """One INSERT of ``rows`` rows. Many rows per statement, not executemany:
     sqlite3 releases the GIL around each statement step, and getting it back
-    while a request thread decodes JSON waits for a switch interval (5 ms),
-    which made one executemany of 1,000 rows take 750 ms instead of 20 ms."""
+    while a request thread decodes JSON waits up to a switch interval
+    (``sys.getswitchinterval()``): one step per row would pay that per row."""
     return (
         f"INSERT INTO logs ({', '.join(ROW_COLUMNS)}) "
         f"VALUES {', '.join([_ROW_PLACEHOLDERS] * rows)} "
@@ -95,6 +87,11 @@ def microseconds(seconds: float) -> int:
     return round(seconds * 1_000_000)
 
 
+def _recent_errors(levels: tuple[str, ...], window_s: float) -> tuple[str, tuple[Any, ...]]:
+    since = microseconds(time.time() - window_s)
+    return f"level IN ({', '.join('?' for _ in levels)}) AND created_at >= ?", (*levels, since)
+
+
 class _Pending:
     """One batch waiting for the writer thread, and then its outcome. ``params``
     holds the values of its ``rows`` rows one after the other, made by the
@@ -114,12 +111,9 @@ class SQLiteStore:
     # Batches in flight at once (see Store.concurrency); they queue for the
     # single writer thread, which commits all that are waiting together. The
     # random keys of the trace and user indexes make a commit's cost mostly
-    # per page, not per row, so larger groups are cheaper per row: a raw
-    # 1,000-row commit here ran at ~39k rows/s, four per commit at ~66k. At 4
-    # the groups held 1-3 batches and ingest stayed near 41k/s whatever the
-    # number of clients; at 16, with 16 senders, ~56k/s. Memory: up to 16
-    # decoded batches at once (a typical 1,000-record batch holds ~1 MB; the
-    # worst case is 16 requests at the decompressed-size limit).
+    # per page, not per row, so larger groups are cheaper per row (figures in
+    # docs/performance.md). Memory: up to 16 decoded batches at once, at worst
+    # 16 requests at the decompressed-size limit.
     concurrency = 16
 
     def __init__(self, path: str | Path, *, timeout: float = 5.0):
@@ -146,8 +140,7 @@ class SQLiteStore:
             cached_statements=cached_statements,
         )
         # FULL, not NORMAL: a 200 makes the client delete its copy, so an
-        # acknowledged batch must survive a power cut too. (NORMAL measured
-        # about 1% less CPU here: the cost is the WAL writes, not the fsync.)
+        # acknowledged batch must survive a power cut too.
         # https://www.sqlite.org/pragma.html#pragma_synchronous
         conn.execute("PRAGMA synchronous = FULL")
         return conn
@@ -302,30 +295,18 @@ class SQLiteStore:
             self._read_lock.release()
 
     def stats(self) -> dict[str, Any]:
-        since = microseconds(time.time() - RECENT_ERRORS_WINDOW_S)
         with self.reading() as conn:
             # One read transaction: the four figures come from one snapshot.
             conn.execute("BEGIN")
             try:
-                total = conn.execute("SELECT COUNT(*) FROM logs WHERE deleted = FALSE").fetchone()
-                levels = conn.execute(
-                    "SELECT level, COUNT(*) AS n FROM logs WHERE deleted = FALSE "
-                    "GROUP BY level ORDER BY n DESC, level"
-                ).fetchall()
-                services = conn.execute(
-                    "SELECT service, COUNT(*) AS n FROM logs WHERE deleted = FALSE "
-                    "GROUP BY service ORDER BY n DESC, service LIMIT ?",
-                    (TOP_SERVICES,),
-                ).fetchall()
-                errors = conn.execute(
-                    "SELECT COUNT(*) FROM logs WHERE deleted = FALSE "
-                    f"AND level IN ({', '.join('?' for _ in ERROR_LEVELS)}) "
-                    "AND created_at >= ?",
-                    (*ERROR_LEVELS, since),
-                ).fetchone()
+                return read_stats(
+                    lambda sql, params: conn.execute(sql, params).fetchall(),
+                    param="?",
+                    level_text="level",
+                    recent_errors=_recent_errors,
+                )
             finally:
                 conn.execute("COMMIT")
-        return stats_document(total[0], levels, services, errors[0])
 
     def ping(self) -> None:
         with self.reading() as conn:

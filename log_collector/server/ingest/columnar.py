@@ -18,9 +18,10 @@ from collections.abc import Callable
 from itertools import repeat
 from typing import Any
 
-from ..common.vocabulary import ENVIRONMENTS, LEVELS, LOG_TYPES, METHODS, TEXT_LIMITS
-from .store.base import ROW_COLUMNS, Row
-from .validate import DEFAULTS, FIELDS, MAX_SECONDS, MIN_SECONDS, encode_metadata
+from ...common.vocabulary import ENVIRONMENTS, LEVELS, LOG_TYPES, METHODS, TEXT_LIMITS
+from ..store.base import ROW_COLUMNS, Row
+from .encode import encode_metadata
+from .fields import DEFAULTS, FIELDS, MAX_SECONDS, MIN_SECONDS
 
 # fast_rows fills the columns before these three in a loop, then these.
 assert ROW_COLUMNS[-3:] == ("metadata", "event_id", "received_at")
@@ -46,7 +47,7 @@ def fast_rows(
 ) -> tuple[list[Row | None], set[int]]:
     """Rows for the records taken as they are, and the indexes of the others,
     whose places in the list hold rows that must be replaced by ``coerce``'s.
-    ``encode`` writes the metadata JSON (``validate.encode_finite_metadata``
+    ``encode`` writes the metadata JSON (``encode.encode_finite_metadata``
     when the records are known to hold only finite numbers).
     """
     slow = {i for i, r in enumerate(records) if type(r) is not dict}

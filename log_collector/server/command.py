@@ -1,0 +1,125 @@
+"""The ``serve`` and ``migrate`` commands: ``log-collector serve`` and
+``python -m log_collector.server`` run this same click command.
+
+Loads only click and the server's leaf modules (limits, store URLs): the
+rest of the server, and its extra, load when a command runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .limits import ConnectionLimits, Limits
+from .store import DEFAULT_DB_URL, StoreUnavailable
+
+# As the log-collector group has them, for ``python -m log_collector.server`` too.
+_HELP = {"help_option_names": ["-h", "--help"]}
+
+
+@click.command(context_settings=_HELP)
+@click.option("--db", "db_url", default=DEFAULT_DB_URL, show_default=True, help="Store URL.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--body-timeout",
+    default=Limits.body_timeout,
+    show_default=True,
+    help="Seconds a client has to send a request body (then 408).",
+)
+@click.option(
+    "--header-timeout",
+    default=ConnectionLimits.header_timeout,
+    show_default=True,
+    help="Seconds a connection has to send a request's headers (then closed).",
+)
+@click.option(
+    "--max-connections",
+    default=ConnectionLimits.max_connections,
+    show_default=True,
+    help="Open connections at most, lowered to fit the open-files limit.",
+)
+@click.option("--workers", default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    help="uvicorn's log level: critical, error, warning, info, debug or trace.",
+)
+@click.option(
+    "--access-log/--no-access-log", default=True, show_default=True, help="A line per request."
+)
+def serve(
+    db_url: str,
+    host: str,
+    port: int,
+    body_timeout: float,
+    header_timeout: float,
+    max_connections: int,
+    workers: int,
+    log_level: str,
+    access_log: bool,
+) -> None:
+    """Run the ingest server (POST /logs) on SQLite or PostgreSQL.
+
+    \b
+    Example:
+      log-collector serve --db postgresql://logs@db/logs --host 0.0.0.0 --port 8000
+    """
+    run = _run_module()
+    try:
+        run.serve(
+            db_url,
+            host=host,
+            port=port,
+            limits=Limits(body_timeout=body_timeout),
+            connections=ConnectionLimits(header_timeout, max_connections),
+            workers=workers,
+            log_level=log_level,
+            access_log=access_log,
+        )
+    except (StoreUnavailable, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command(context_settings=_HELP)
+@click.option(
+    "--db", "db_url", required=True, help="Store URL (sqlite:///path or postgresql://...)."
+)
+def migrate(db_url: str) -> None:
+    """Apply pending schema migrations to a store; a no-op when up to date.
+
+    \b
+    Example:
+      log-collector migrate --db postgresql://postgres@127.0.0.1/logs
+    """
+    applied = _run_module().migrate(db_url)
+    click.echo("applied: " + ", ".join(applied) if applied else "up to date")
+
+
+def _run_module() -> Any:
+    try:
+        from . import run
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the server needs its extra: pip install 'log-collector-durable[server]' ({exc})"
+        ) from None
+    return run
+
+
+def run_standalone(argv: list[str] | None = None) -> int:
+    """``serve`` as ``python -m log_collector.server``: an expected failure is
+    one line, ``log-collector server: ...``, and exit status 1."""
+    try:
+        serve.main(argv, prog_name="python -m log_collector.server", standalone_mode=False)
+    except click.UsageError as exc:
+        exc.show()
+        return exc.exit_code
+    except click.ClickException as exc:
+        click.echo(f"log-collector server: {exc.format_message()}", file=sys.stderr)
+        return 1
+    except click.Abort:
+        return 1
+    return 0

@@ -1,0 +1,128 @@
+"""What one app shares between its routes: the store, its migrations, the
+keys, the limits, the in-flight budget, the decode and ingest slots and the
+/stats cache. One ``ServerState`` per app, on ``app.state.server``; a route
+reaches it through its request (``state_of``)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from anyio import CapacityLimiter
+from starlette.requests import Request
+
+from . import auth
+from .ingest.receive import BodyBudget
+from .limits import Limits
+from .store import Store, StoreUnavailable
+
+logger = logging.getLogger("log_collector.server")
+
+# Batches decoded at once: decoding holds the GIL, so more threads only take
+# it from the store's writer (figures in docs/performance.md).
+DECODE_THREADS = 2
+# Seconds a /stats answer is reused: its counts scan the table, so however
+# many clients poll it the store computes it at most this often.
+STATS_TTL_S = 5.0
+
+
+class Migrated:
+    """Runs the store's migrations once, at start or, if the database is down
+    then, before the first request that needs it."""
+
+    def __init__(self, store: Store):
+        self._store = store
+        self._lock = threading.Lock()
+        self._done = False
+
+    def ensure(self) -> None:
+        if self._done:
+            return
+        with self._lock:
+            if not self._done:
+                applied = self._store.migrate()
+                if applied:
+                    logger.info("applied migrations: %s", ", ".join(applied))
+                self._done = True
+
+
+class StatsCache:
+    """The /stats document, computed at most once per ``ttl`` seconds however
+    many ask: its queries count the whole table. One computation runs at a
+    time (on the store's read connections); callers arriving meanwhile wait
+    for its result, up to ``wait`` seconds, then get StoreUnavailable."""
+
+    def __init__(
+        self,
+        compute: Callable[[], dict[str, Any]],
+        ttl: float,
+        wait: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._compute = compute
+        self._ttl = ttl
+        self._wait = wait
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._value: dict[str, Any] | None = None
+        self._computed_at = 0.0
+
+    def _fresh(self) -> dict[str, Any] | None:
+        if self._value is not None and self._clock() - self._computed_at < self._ttl:
+            return self._value
+        return None
+
+    def get(self) -> dict[str, Any]:
+        value = self._fresh()
+        if value is not None:
+            return value
+        if not self._lock.acquire(timeout=self._wait):
+            raise StoreUnavailable("statistics are being computed: retry later")
+        try:
+            value = self._fresh()
+            if value is None:
+                started = self._clock()
+                value = self._compute()
+                self._value, self._computed_at = value, started
+            return value
+        finally:
+            self._lock.release()
+
+
+class ServerState:
+    """The per-app objects every route shares."""
+
+    def __init__(self, store: Store, api_keys: str | Iterable[str] | None, limits: Limits):
+        self.store = store
+        self.migrated = Migrated(store)
+        self.keys = auth.load_keys(api_keys)
+        self.limits = limits
+        self.budget = BodyBudget(limits.max_inflight_bytes)
+        # Of the batches in flight, this many decode at once.
+        self.decode_slots = threading.BoundedSemaphore(DECODE_THREADS)
+        self.stats = StatsCache(self._compute_stats, STATS_TTL_S)
+        self._ingest_slots: CapacityLimiter | None = None
+
+    def ingest_slots(self) -> CapacityLimiter:
+        """Batches decoded and stored at once (see Store.concurrency); made on
+        first use because a limiter belongs to the running event loop."""
+        if self._ingest_slots is None:
+            self._ingest_slots = CapacityLimiter(self.store.concurrency)
+        return self._ingest_slots
+
+    def ready(self) -> None:
+        """Return when the store is migrated and answers; StoreUnavailable otherwise."""
+        self.migrated.ensure()
+        self.store.ping()
+
+    def _compute_stats(self) -> dict[str, Any]:
+        self.migrated.ensure()
+        return self.store.stats()
+
+
+def state_of(request: Request) -> ServerState:
+    state: ServerState = request.app.state.server
+    return state
