@@ -24,10 +24,10 @@ def fresh_pg(pg_databases):
 def test_each_applied_step_has_its_bookkeeping_row(fresh_pg):
     with psycopg.connect(fresh_pg, autocommit=True) as conn:
         assert [] == applied_postgres(conn)
-        assert ["0001_logs"] == apply_postgres(conn)
-        assert ["0001_logs"] == applied_postgres(conn)
+        assert ["0001_logs", "0002_reader_role"] == apply_postgres(conn)
+        assert ["0001_logs", "0002_reader_role"] == applied_postgres(conn)
         names = conn.execute(f"SELECT name FROM {BOOKKEEPING_TABLE}").fetchall()
-    assert [("0001_logs",)] == names
+    assert [("0001_logs",), ("0002_reader_role",)] == names
 
 
 def test_the_original_enum_types_and_partial_indexes_exist(fresh_pg):
@@ -67,7 +67,7 @@ def test_servers_migrating_at_once_apply_each_step_once(fresh_pg):
         thread.start()
     for thread in threads:
         thread.join()
-    assert [[], [], [], ["0001_logs"]] == sorted(results)
+    assert [[], [], [], ["0001_logs", "0002_reader_role"]] == sorted(results)
 
 
 def test_a_failing_step_leaves_no_trace(fresh_pg, monkeypatch):
