@@ -146,6 +146,8 @@ def main() -> int:
         f"({shared / alone:.0%} of alone)"
     )
     print(f"/stats answered: {answered}")
+    verdict = "met" if shared >= alone / 2 else "NOT MET"
+    print(f"budget (with /stats readers >= half the rate alone): {verdict}")
     return 0
 
 
