@@ -1,4 +1,5 @@
-"""The ingest server: POST /logs into PostgreSQL or an embedded SQLite file.
+"""The server: POST /logs into PostgreSQL or an embedded SQLite file, and the
+query API (/api/*, /stats) reading them back; ``role`` serves either or both.
 
 Needs the ``server`` extra (FastAPI, uvicorn, psycopg). ``log-collector
 serve`` (or ``python -m log_collector.server``, the same command) runs it.

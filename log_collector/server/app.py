@@ -1,6 +1,6 @@
-"""The ingest server's app: its shared state, CORS, and the routers mounted
-(``routes``). The event loop only streams bodies in; decoding, validation
-and the database run in the thread pool."""
+"""The server's app: its shared state, CORS, and the routers its role mounts
+(``routes``). The event loop only streams bodies in; decoding, validation,
+SQL and the database run in the thread pool."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
+from . import auth
 from .limits import Limits
-from .routes import ROUTERS
+from .query.tail import TailSettings
+from .routes import routers_for
 from .state import ServerState
 from .store import StoreUnavailable, open_store
 
@@ -27,27 +29,41 @@ def create_app(
     db_url: str,
     *,
     api_keys: str | Iterable[str] | None = None,
+    read_keys: str | Iterable[str] | None = None,
     cors_origins: str | Iterable[str] | None = None,
     limits: Limits | None = None,
     store_timeout: float = 5.0,
+    role: str = "all",
+    sql_timeout: float = 5.0,
+    tail: TailSettings | None = None,
 ) -> FastAPI:
-    """The ingest server for ``db_url`` (``sqlite:///path`` or ``postgresql://...``).
+    """The server for ``db_url`` (``sqlite:///path`` or ``postgresql://...``).
 
-    ``api_keys``: accepted Bearer keys (default ``$LOG_COLLECTOR_API_KEYS``;
-    none means no key is asked). ``cors_origins``: origins browsers may post
-    from (default ``$LOG_COLLECTOR_CORS_ORIGINS``; ``*`` for any).
-    ``store_timeout``: seconds to wait for the database before answering 503.
+    ``api_keys``: Bearer keys that may post logs (default ``$LOG_COLLECTOR_API_KEYS``).
+    ``read_keys``: Bearer keys that may read, /api/* and /stats (default
+    ``$LOG_COLLECTOR_READ_KEYS``; none: the read scope takes the ingest keys, and with no key
+    at all every route is open). ``cors_origins``: origins browsers may call from (default
+    ``$LOG_COLLECTOR_CORS_ORIGINS``; ``*`` for any). ``store_timeout``: seconds to wait for
+    the database before answering 503. ``role``: ``ingest`` (POST /logs), ``query`` (/api/*
+    and /stats) or ``all``; each also serves /, /healthz, /readyz, /docs and /openapi.json.
+    ``sql_timeout``: seconds a POST /api/sql statement may run. ``tail``: how /api/tail streams
+    poll, beat and drop slow readers (``TailSettings``).
 
     Example::
 
         uvicorn.run(create_app("sqlite:///./logs.db"), port=8000)
     """
+    routers = routers_for(role)
     store = open_store(db_url, timeout=store_timeout)
+    # /docs is FastAPI's Swagger UI page, whose script and style load from a CDN
+    # (cdn.jsdelivr.net): offline or under a strict Content-Security-Policy the page stays
+    # blank, while /openapi.json is served by this process and works anywhere.
+    # https://fastapi.tiangolo.com/how-to/custom-docs-ui-assets/
     app = FastAPI(
-        title="log-collector ingest server",
+        title="log-collector server",
         lifespan=_lifespan,
-        openapi_url=None,
-        docs_url=None,
+        openapi_url="/openapi.json",
+        docs_url="/docs",
         redoc_url=None,
     )
     origins = _parse_origins(cors_origins)
@@ -59,9 +75,17 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Content-Encoding"],
             max_age=600,
         )
-    for router in ROUTERS:
+    for router in routers:
         app.include_router(router)
-    app.state.server = ServerState(store, api_keys, limits or Limits())
+    app.state.server = ServerState(
+        store,
+        api_keys,
+        limits or Limits(),
+        read_keys=read_keys,
+        role=role,
+        sql_timeout=sql_timeout,
+        tail=tail,
+    )
     app.state.store = store
     return app
 
@@ -69,12 +93,30 @@ def create_app(
 @contextlib.asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: ServerState = app.state.server
+    _warn_open_reads(state)
     try:
         await run_in_threadpool(state.migrated.ensure)
     except StoreUnavailable as exc:
         logger.warning("starting without the store (will retry on demand): %s", exc)
     yield
     await run_in_threadpool(state.store.close)
+
+
+def _warn_open_reads(state: ServerState) -> None:
+    """One line at start when the read scope has no keys of its own."""
+    if state.role == "ingest" or state.scopes.read:
+        return
+    if state.scopes.ingest:
+        logger.warning(
+            "no read keys are set (%s): the query API (/api/*, /stats) takes the ingest keys",
+            auth.READ_KEYS_ENV,
+        )
+    else:
+        logger.warning(
+            "no read keys are set (%s): the query API (/api/*, /stats) is open to anyone "
+            "who can reach this server",
+            auth.READ_KEYS_ENV,
+        )
 
 
 def _parse_origins(cors_origins: str | Iterable[str] | None) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from .auth import ROLES
 from .limits import ConnectionLimits, Limits
 from .store import DEFAULT_DB_URL, StoreUnavailable
 
@@ -41,6 +42,19 @@ _HELP = {"help_option_names": ["-h", "--help"]}
     show_default=True,
     help="Open connections at most, lowered to fit the open-files limit.",
 )
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    default="all",
+    show_default=True,
+    help="ingest: POST /logs; query: /api/* and /stats; all: both.",
+)
+@click.option(
+    "--sql-timeout",
+    default=5.0,
+    show_default=True,
+    help="Seconds a POST /api/sql statement may run (then 504).",
+)
 @click.option("--workers", default=1, show_default=True, help="Worker processes.")
 @click.option(
     "--log-level",
@@ -58,15 +72,22 @@ def serve(
     body_timeout: float,
     header_timeout: float,
     max_connections: int,
+    role: str,
+    sql_timeout: float,
     workers: int,
     log_level: str,
     access_log: bool,
 ) -> None:
-    """Run the ingest server (POST /logs) on SQLite or PostgreSQL.
+    """Run the server on SQLite or PostgreSQL: ingest (POST /logs), the query API
+    (/api/*, /stats), or both.
+
+    Keys come from the environment: LOG_COLLECTOR_API_KEYS (ingest) and
+    LOG_COLLECTOR_READ_KEYS (read), comma-separated.
 
     \b
     Example:
       log-collector serve --db postgresql://logs@db/logs --host 0.0.0.0 --port 8000
+      log-collector serve --db postgresql://logs@db/logs --role query --port 8001
     """
     run = _run_module()
     try:
@@ -76,6 +97,8 @@ def serve(
             port=port,
             limits=Limits(body_timeout=body_timeout),
             connections=ConnectionLimits(header_timeout, max_connections),
+            role=role,
+            sql_timeout=sql_timeout,
             workers=workers,
             log_level=log_level,
             access_log=access_log,

@@ -26,6 +26,8 @@ __all__ = ["DEFAULT_DB_URL", "app_from_environment", "migrate", "serve"]
 
 # How serve() hands its settings to worker processes, which build their own app.
 _WORKER_CONFIG_ENV = "LOG_COLLECTOR_SERVE_CONFIG"
+# Seconds uvicorn lets open requests (a live tail never ends by itself) run on at shutdown.
+GRACEFUL_SHUTDOWN_S = 10
 # Container allocations between young-generation collections (Python's
 # default: 700). A batch allocates thousands of containers (records, rows)
 # that all live until its answer: at the default the collector traverses
@@ -61,14 +63,17 @@ def serve(
     port: int = 8000,
     *,
     api_keys: str | Iterable[str] | None = None,
+    read_keys: str | Iterable[str] | None = None,
     cors_origins: str | Iterable[str] | None = None,
     limits: Limits | None = None,
     connections: ConnectionLimits | None = None,
+    role: str = "all",
+    sql_timeout: float = 5.0,
     workers: int = 1,
     log_level: str = "info",
     access_log: bool = True,
 ) -> None:
-    """Run the ingest server until interrupted.
+    """Run the server until interrupted; ``role`` and the keys as in ``create_app``.
 
     Migrations run first, in this process: a database that cannot be reached
     or migrated fails here with StoreUnavailable (one clear error) instead of
@@ -87,9 +92,17 @@ def serve(
         "access_log": access_log,
         "http": BoundedH11Protocol,
         "backlog": ACCEPT_BATCH,
+        "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN_S,
+    }
+    settings: dict[str, Any] = {
+        "api_keys": _as_list(api_keys),
+        "read_keys": _as_list(read_keys),
+        "cors_origins": _as_list(cors_origins),
+        "role": role,
+        "sql_timeout": sql_timeout,
     }
     if workers == 1:
-        app = create_app(db_url, api_keys=api_keys, cors_origins=cors_origins, limits=limits)
+        app = create_app(db_url, limits=limits, **settings)
         _own_process(connections)
         config = uvicorn.Config(app, **options)
         # After uvicorn configured logging, which would not keep the filters.
@@ -100,8 +113,7 @@ def serve(
     os.environ[_WORKER_CONFIG_ENV] = json.dumps(
         {
             "db_url": db_url,
-            "api_keys": _as_list(api_keys),
-            "cors_origins": _as_list(cors_origins),
+            "settings": settings,
             "limits": asdict(limits) if limits else None,
             "connections": asdict(connections),
         }
@@ -118,12 +130,7 @@ def app_from_environment() -> Any:
     """The app for a worker process started by ``serve(workers=N)``."""
     config = json.loads(os.environ[_WORKER_CONFIG_ENV])
     limits = Limits(**config["limits"]) if config["limits"] else None
-    app = create_app(
-        config["db_url"],
-        api_keys=config["api_keys"],
-        cors_origins=config["cors_origins"],
-        limits=limits,
-    )
+    app = create_app(config["db_url"], limits=limits, **config["settings"])
     _own_process(ConnectionLimits(**config["connections"]))
     rate_limit_server_logs()
     return app

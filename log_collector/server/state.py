@@ -1,7 +1,8 @@
 """What one app shares between its routes: the store, its migrations, the
-keys, the limits, the in-flight budget, the decode and ingest slots and the
-/stats cache. One ``ServerState`` per app, on ``app.state.server``; a route
-reaches it through its request (``state_of``)."""
+keys of both scopes, the role, the SQL endpoint's settings, the limits, the
+in-flight budget, the decode, ingest and SQL slots and the /stats cache. One
+``ServerState`` per app, on ``app.state.server``; a route reaches it through
+its request (``state_of``)."""
 
 from __future__ import annotations
 
@@ -17,13 +18,19 @@ from starlette.requests import Request
 from . import auth
 from .ingest.receive import BodyBudget
 from .limits import Limits
+from .query.tail import TailSettings
 from .store import Store, StoreUnavailable
+from .store.sqlite import SQLiteStore
 
 logger = logging.getLogger("log_collector.server")
 
 # Batches decoded at once: decoding holds the GIL, so more threads only take
 # it from the store's writer (figures in docs/performance.md).
 DECODE_THREADS = 2
+# Statements of POST /api/sql run at once: each holds a worker thread (and on PostgreSQL a
+# read connection) until it ends or its timeout stops it; the rest wait their turn.
+SQL_THREADS = 4
+
 # Seconds a /stats answer is reused: its counts scan the table, so however
 # many clients poll it the store computes it at most this often.
 STATS_TTL_S = 5.0
@@ -95,10 +102,35 @@ class StatsCache:
 class ServerState:
     """The per-app objects every route shares."""
 
-    def __init__(self, store: Store, api_keys: str | Iterable[str] | None, limits: Limits):
+    def __init__(
+        self,
+        store: Store,
+        api_keys: str | Iterable[str] | None,
+        limits: Limits,
+        *,
+        read_keys: str | Iterable[str] | None = None,
+        role: str = "all",
+        sql_timeout: float = 5.0,
+        tail: TailSettings | None = None,
+    ):
+        if role not in auth.ROLES:
+            raise ValueError(f"unknown role {role!r}: use one of {', '.join(auth.ROLES)}")
+        if not sql_timeout > 0:
+            raise ValueError(f"sql_timeout must be a positive number of seconds, got {sql_timeout}")
         self.store = store
         self.migrated = Migrated(store)
-        self.keys = auth.load_keys(api_keys)
+        self.scopes = auth.Keys.load(api_keys, read_keys)
+        # The ingest keys, as POST /logs checks them.
+        self.keys = self.scopes.ingest
+        self.role = role
+        self.sql_timeout = sql_timeout
+        self.tail = tail or TailSettings()
+        # /api/tail streams open now (the event loop alone changes it).
+        self.tail_streams = 0
+        # POST /api/sql opens its own read-only connections to an SQLite file.
+        self.sqlite_path = store.path if isinstance(store, SQLiteStore) else None
+        self.sql_dialect = "postgres" if self.sqlite_path is None else "sqlite"
+        self._sql_slots: CapacityLimiter | None = None
         self.limits = limits
         self.budget = BodyBudget(limits.max_inflight_bytes)
         # Of the batches in flight, this many decode at once.
@@ -112,6 +144,13 @@ class ServerState:
         if self._ingest_slots is None:
             self._ingest_slots = CapacityLimiter(self.store.concurrency)
         return self._ingest_slots
+
+    def sql_slots(self) -> CapacityLimiter:
+        """Statements of POST /api/sql run at once (SQL_THREADS); made on first use, like
+        ``ingest_slots``."""
+        if self._sql_slots is None:
+            self._sql_slots = CapacityLimiter(SQL_THREADS)
+        return self._sql_slots
 
     def ready(self) -> None:
         """Return when the store is migrated and answers; StoreUnavailable otherwise."""

@@ -7,7 +7,7 @@ import requests
 from server_helpers import record, stored_messages
 
 from log_collector.server import create_app
-from log_collector.server.auth import check, load_keys
+from log_collector.server.auth import Keys, check, load_keys
 
 
 def test_keys_come_from_the_argument_as_a_list_or_a_comma_separated_string():
@@ -18,6 +18,12 @@ def test_keys_come_from_the_argument_as_a_list_or_a_comma_separated_string():
 def test_keys_come_from_the_environment_when_no_argument_is_given(monkeypatch):
     monkeypatch.setenv("LOG_COLLECTOR_API_KEYS", "k1,k2")
     assert (b"k1", b"k2") == load_keys()
+
+
+def test_read_keys_come_from_their_own_environment_variable(monkeypatch):
+    monkeypatch.setenv("LOG_COLLECTOR_API_KEYS", "ingest")
+    monkeypatch.setenv("LOG_COLLECTOR_READ_KEYS", "r1, r2")
+    assert Keys(ingest=(b"ingest",), read=(b"r1", b"r2")) == Keys.load()
 
 
 def test_without_keys_every_request_passes():

@@ -15,6 +15,8 @@ from log_collector.server.store.postgres_migrations import (
 
 pytestmark = pytest.mark.postgres
 
+STEPS = ["0001_logs", "0002_reader_role", "0003_time_index_and_log_counts"]
+
 
 @pytest.fixture
 def fresh_pg(pg_databases):
@@ -24,10 +26,10 @@ def fresh_pg(pg_databases):
 def test_each_applied_step_has_its_bookkeeping_row(fresh_pg):
     with psycopg.connect(fresh_pg, autocommit=True) as conn:
         assert [] == applied_postgres(conn)
-        assert ["0001_logs", "0002_reader_role"] == apply_postgres(conn)
-        assert ["0001_logs", "0002_reader_role"] == applied_postgres(conn)
-        names = conn.execute(f"SELECT name FROM {BOOKKEEPING_TABLE}").fetchall()
-    assert [("0001_logs",), ("0002_reader_role",)] == names
+        assert STEPS == apply_postgres(conn)
+        assert STEPS == applied_postgres(conn)
+        names = conn.execute(f"SELECT name FROM {BOOKKEEPING_TABLE} ORDER BY name").fetchall()
+    assert [(name,) for name in STEPS] == names
 
 
 def test_the_original_enum_types_and_partial_indexes_exist(fresh_pg):
@@ -49,6 +51,7 @@ def test_the_original_enum_types_and_partial_indexes_exist(fresh_pg):
     } == dict(enums)
     assert [
         ("idx_error_time",),
+        ("idx_logs_time",),
         ("idx_service_level_time",),
         ("idx_trace",),
         ("idx_user_time",),
@@ -67,7 +70,7 @@ def test_servers_migrating_at_once_apply_each_step_once(fresh_pg):
         thread.start()
     for thread in threads:
         thread.join()
-    assert [[], [], [], ["0001_logs", "0002_reader_role"]] == sorted(results)
+    assert [[], [], [], STEPS] == sorted(results)
 
 
 def test_a_failing_step_leaves_no_trace(fresh_pg, monkeypatch):

@@ -1,5 +1,10 @@
-"""Query side of the server: the guarded read-only SQL layers (``sqlguard``, ``sqlexec``)."""
+"""Query side of the server: the guarded read-only SQL layers (``sqlguard``, ``sqlexec``) and
+the read functions over the logs (``filters``, ``search``, ``aggregates``)."""
 
+from .aggregates import facets, histogram, services
+from .errors import BadQuery, NotFound
+from .filters import Filters, parse_filters
+from .search import context, get_log, search, trace
 from .sqlexec import (
     SqlQueryError,
     SqlResult,
@@ -12,6 +17,9 @@ from .sqlexec import (
 from .sqlguard import GuardedQuery, SqlError, SqlRefused, guard
 
 __all__ = [
+    "BadQuery",
+    "Filters",
+    "NotFound",
     "GuardedQuery",
     "SqlError",
     "SqlQueryError",
@@ -21,6 +29,14 @@ __all__ = [
     "SqlTimeout",
     "execute_postgres",
     "execute_sqlite",
+    "context",
+    "facets",
+    "get_log",
     "guard",
+    "histogram",
     "open_sqlite_reader",
+    "parse_filters",
+    "search",
+    "services",
+    "trace",
 ]

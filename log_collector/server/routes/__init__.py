@@ -1,13 +1,36 @@
 """One router per API: ``ingest`` (POST /logs), ``health`` (/, /healthz,
-/readyz), ``stats`` (/stats). ``app.create_app`` mounts them.
+/readyz), ``stats`` (/stats), ``sql`` (POST /api/sql), ``query`` (GET /api/logs,
+histogram, facets, traces, services), ``tail`` (GET /api/tail, Server-Sent Events).
+``app.create_app`` mounts those of its role (``routers_for``).
 
 Routes take the raw ``Request`` and answer with ``JSONResponse``: no request
 or response models, because validation is ``ingest``'s job and a model per
-record would cost more than storing it.
+record would cost more than storing it. The query routes describe their
+bodies to the OpenAPI schema by hand (``openapi_extra``, ``responses``).
 """
 
-from . import health, ingest, stats
+from fastapi import APIRouter
 
-ROUTERS = (ingest.router, health.router, stats.router)
+from ..auth import ROLES
+from . import health, ingest, query, sql, stats, tail
 
-__all__ = ["ROUTERS"]
+# Mounted by every role: the probes a load balancer or orchestrator asks.
+COMMON_ROUTERS = (health.router,)
+INGEST_ROUTERS = (ingest.router,)
+# The read scope: /stats and everything under /api/.
+QUERY_ROUTERS = (stats.router, sql.router, query.router, tail.router)
+ROUTERS = INGEST_ROUTERS + COMMON_ROUTERS + QUERY_ROUTERS
+
+
+def routers_for(role: str) -> tuple[APIRouter, ...]:
+    """The routers a server of ``role`` (``ingest``, ``query`` or ``all``) mounts."""
+    if role == "ingest":
+        return INGEST_ROUTERS + COMMON_ROUTERS
+    if role == "query":
+        return COMMON_ROUTERS + QUERY_ROUTERS
+    if role == "all":
+        return ROUTERS
+    raise ValueError(f"unknown role {role!r}: use one of {', '.join(ROLES)}")
+
+
+__all__ = ["COMMON_ROUTERS", "INGEST_ROUTERS", "QUERY_ROUTERS", "ROUTERS", "routers_for"]

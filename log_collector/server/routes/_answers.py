@@ -50,9 +50,13 @@ def unavailable(exc: StoreUnavailable) -> JSONResponse:
     return error(503, f"store unavailable: {exc}", headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
-def unauthorised(state: ServerState, request: Request) -> JSONResponse | None:
-    """The 401 for a request without an accepted key, or None when it may pass."""
-    message = auth.check(state.keys, request.headers.get("authorization"))
-    if message is None:
+def unauthorised(
+    state: ServerState, request: Request, scope: str = auth.INGEST
+) -> JSONResponse | None:
+    """The 401 for a request without a key ``scope`` accepts, the 403 for a key of the other
+    scope, or None when it may pass."""
+    refusal = state.scopes.authorise(scope, request.headers.get("authorization"))
+    if refusal is None:
         return None
-    return error(401, message, headers={"WWW-Authenticate": "Bearer"})
+    headers = {"WWW-Authenticate": "Bearer"} if refusal.status == 401 else None
+    return error(refusal.status, refusal.message, headers=headers)

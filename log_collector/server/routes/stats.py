@@ -1,5 +1,5 @@
 """``GET /stats``: totals by level and service and recent errors, from the
-app's cache (``state.StatsCache``), behind the key when keys are set."""
+app's cache (``state.StatsCache``), behind the read scope's keys when keys are set."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from .. import auth
 from ..state import state_of
 from ..store import StoreUnavailable
 from ._answers import unauthorised, unavailable
@@ -18,8 +19,8 @@ router = APIRouter()
 @router.get("/stats")
 async def stats(request: Request) -> JSONResponse:
     state = state_of(request)
-    # Behind the key too when keys are set: service names are not public.
-    refused = unauthorised(state, request)
+    # Behind the read keys when keys are set: service names are not public.
+    refused = unauthorised(state, request, auth.READ)
     if refused is not None:
         return refused
     try:

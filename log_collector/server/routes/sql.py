@@ -1,0 +1,258 @@
+"""``POST /api/sql``: one read-only SELECT over the logs, guarded by ``query.sqlguard`` and run
+by ``query.sqlexec`` (read-only connection, statement timeout, at most ``limit + 1`` rows).
+
+Answers: 200 ``{"columns", "rows", "truncated", "elapsed_ms"}``; every failure is
+``{"error": <kind>, "reason": <what exactly>}``: 400 for a body that is not a request
+(``bad_request``), a statement the guard or the database refuses (``refused``) or an error of
+the query itself (``query_error``, with the database's message); 408 a body not received within
+the body timeout; 413 a body over ``MAX_BODY_BYTES``; 415 a body not declared JSON; 503 with
+Retry-After when the store is unavailable; 504 a statement stopped by its timeout
+(``timeout``): the server's own limit, not the client's slowness (408), and a status that
+clients and browsers do not resend on their own.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import uuid
+from decimal import Decimal
+from typing import Any
+
+import anyio
+from anyio import to_thread
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.requests import ClientDisconnect, Request
+
+from .. import auth
+from ..ingest.receive import is_json
+from ..query.sqlexec import (
+    SqlQueryError,
+    SqlResult,
+    SqlStoreUnavailable,
+    SqlTimeout,
+    execute_postgres,
+    execute_sqlite,
+    open_sqlite_reader,
+)
+from ..query.sqlguard import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    MAX_SQL_CHARS,
+    GuardedQuery,
+    SqlRefused,
+    guard,
+)
+from ..state import ServerState, state_of
+from ..store import StoreUnavailable
+from ._answers import RETRY_AFTER_S, forget_frames, unauthorised
+
+# A statement is at most MAX_SQL_CHARS characters; JSON may spell each as a 6-byte \uXXXX
+# escape, so a longer body cannot hold a statement the guard would take.
+MAX_BODY_BYTES = 6 * MAX_SQL_CHARS + 4096
+
+# Integral numeric values up to this many digits are returned as exact JSON integers; longer
+# ones as floats (Python refuses to print ints past 4300 digits by default:
+# https://docs.python.org/3/library/stdtypes.html#int-max-str-digits).
+_MAX_INT_DIGITS = 300
+
+router = APIRouter(prefix="/api", tags=["query"])
+
+
+class SqlRequest(BaseModel):
+    sql: str = Field(description="One SELECT over the relation logs (and logs_iso on SQLite).")
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description="Rows returned at most.")
+
+
+class SqlAnswer(BaseModel):
+    columns: list[str]
+    rows: list[list[Any]] = Field(
+        description="Times as ISO 8601 text, intervals as seconds, numeric as numbers, "
+        "JSON as JSON, bytes as hex text, NaN and infinities as text."
+    )
+    truncated: bool = Field(description="More rows than limit matched.")
+    elapsed_ms: float
+
+
+class SqlFailure(BaseModel):
+    error: str = Field(
+        description="bad_request, refused, query_error, timeout, unavailable, too_large, "
+        "body_timeout or unsupported_media_type."
+    )
+    reason: str
+
+
+@router.post(
+    "/sql",
+    summary="Run one read-only SELECT",
+    response_model=None,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": SqlRequest.model_json_schema()}},
+        }
+    },
+    responses={
+        200: {"model": SqlAnswer, "description": "The rows."},
+        400: {"model": SqlFailure, "description": "Bad body, refused statement or query error."},
+        401: {"description": "No key, or an unknown one, while read keys are set."},
+        403: {"description": "An ingest key: reading needs a read key."},
+        408: {"model": SqlFailure, "description": "Body not received within the body timeout."},
+        413: {"model": SqlFailure, "description": "Body too large."},
+        415: {"model": SqlFailure, "description": "Body not declared application/json."},
+        503: {"model": SqlFailure, "description": "Store unavailable: retry after Retry-After."},
+        504: {"model": SqlFailure, "description": "The statement ran past its timeout."},
+    },
+)
+async def post_sql(request: Request) -> JSONResponse:
+    state = state_of(request)
+    refused = unauthorised(state, request, auth.READ)
+    if refused is not None:
+        return refused
+    if not is_json(request.headers.get("content-type")):
+        return failure(415, "unsupported_media_type", "Content-Type must be application/json")
+    try:
+        body = await _read_body(request, state.limits.body_timeout)
+    except _TooLarge:
+        return failure(413, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
+    except TimeoutError:
+        return failure(
+            408, "body_timeout", f"the body did not arrive within {state.limits.body_timeout:g} s"
+        )
+    except ClientDisconnect:
+        return failure(400, "bad_request", "client disconnected before sending the whole body")
+    parsed = parse_request(body)
+    if isinstance(parsed, JSONResponse):
+        return parsed
+    sql, limit = parsed
+    return await to_thread.run_sync(run_sql, state, sql, limit, limiter=state.sql_slots())
+
+
+def failure(
+    status: int, error: str, reason: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse({"error": error, "reason": reason}, status_code=status, headers=headers)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, timeout: float) -> bytes:
+    chunks = bytearray()
+    with anyio.fail_after(timeout):
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > MAX_BODY_BYTES:
+                raise _TooLarge
+    return bytes(chunks)
+
+
+def parse_request(body: bytes) -> tuple[str, int] | JSONResponse:
+    """``(sql, limit)`` from the body, or the 400 saying what is wrong with it."""
+    try:
+        document = json.loads(body)
+    except ValueError as exc:
+        return failure(400, "bad_request", f"the body is not valid JSON: {exc}")
+    except RecursionError:
+        return failure(400, "bad_request", "the body is nested too deeply")
+    if not isinstance(document, dict):
+        return failure(
+            400, "bad_request", 'the body must be a JSON object: {"sql": "SELECT ...", "limit": n}'
+        )
+    unknown = sorted(set(document) - {"sql", "limit"})
+    if unknown:
+        return failure(400, "bad_request", f"unknown fields: {', '.join(map(repr, unknown))}")
+    sql = document.get("sql")
+    if not isinstance(sql, str):
+        return failure(400, "bad_request", '"sql" must be a string holding one SELECT')
+    try:
+        sql.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (JSON allows "\ud800") is not text any database can take.
+        return failure(400, "bad_request", '"sql" is not valid Unicode text')
+    limit = document.get("limit", DEFAULT_LIMIT)
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
+        return failure(400, "bad_request", f'"limit" must be an integer from 1 to {MAX_LIMIT}')
+    return sql, limit
+
+
+def run_sql(state: ServerState, sql: str, limit: int) -> JSONResponse:
+    """Guard, run and encode one statement, in a worker thread: the answer."""
+    try:
+        query = guard(sql, state.sql_dialect, limit)
+        state.migrated.ensure()
+        result = _execute(state, query)
+        return JSONResponse(
+            {
+                "columns": result.columns,
+                "rows": [[json_value(value) for value in row] for row in result.rows],
+                "truncated": result.truncated,
+                "elapsed_ms": result.elapsed_ms,
+            }
+        )
+    except SqlRefused as exc:
+        return failure(400, "refused", exc.reason)
+    except SqlQueryError as exc:
+        return failure(400, "query_error", exc.reason)
+    except SqlTimeout as exc:
+        return failure(504, "timeout", exc.reason)
+    except (SqlStoreUnavailable, StoreUnavailable) as exc:
+        forget_frames(exc)
+        return failure(
+            503, "unavailable", f"store unavailable: {exc}", {"Retry-After": str(RETRY_AFTER_S)}
+        )
+    except RecursionError:
+        # A JSON value nested deeper than Python decodes or encodes (PostgreSQL takes more).
+        return failure(400, "query_error", "a value of the result is nested too deeply to return")
+
+
+def _execute(state: ServerState, query: GuardedQuery) -> SqlResult:
+    if state.sqlite_path is not None:
+        # A connection per statement: opening one costs far less than a statement, and one
+        # that a statement interrupted or failed on is never handed to the next.
+        conn = open_sqlite_reader(state.sqlite_path)
+        try:
+            return execute_sqlite(conn, query, timeout=state.sql_timeout)
+        finally:
+            conn.close()
+    with state.store.reading() as conn:
+        return execute_postgres(conn, query, timeout=state.sql_timeout)
+
+
+def json_value(value: Any) -> Any:
+    """``value`` as JSON can carry it: see ``SqlAnswer.rows``."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else _non_finite(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return "NaN" if value.is_nan() else _non_finite(float(value))
+        if value == value.to_integral_value() and value.adjusted() < _MAX_INT_DIGITS:
+            return int(value)
+        number = float(value)
+        return number if math.isfinite(number) else str(value)
+    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+        return value.isoformat()
+    if isinstance(value, datetime.timedelta):
+        return value.total_seconds()
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    if isinstance(value, dict):
+        return {str(key): json_value(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(item) for item in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)
+
+
+def _non_finite(number: float) -> str:
+    # Strict JSON has no NaN or Infinity (RFC 8259 section 6): PostgreSQL's own spelling.
+    if math.isnan(number):
+        return "NaN"
+    return "Infinity" if number > 0 else "-Infinity"
