@@ -155,15 +155,7 @@ def _counts_part(
     p = d.p
     clauses = [f"granule_s = {p}", f"bucket_us >= {p}", f"bucket_us < {p}"]
     params: list[Any] = [start_us, interval_us, granule_s, low_us, high_us]
-    if filters.services:
-        clauses.append(f"service IN ({', '.join(p for _ in filters.services)})")
-        params.extend(filters.services)
-    if filters.levels is not None:
-        if not filters.levels:
-            clauses.append("1 = 0")
-        else:
-            clauses.append(f"level IN ({', '.join(p for _ in filters.levels)})")
-            params.extend(filters.levels)
+    d.service_and_level(filters, clauses, params)
     level = "level::text" if d.postgres else "level"
     return (
         f"SELECT (bucket_us - {p}) / {p} AS bucket, {level}, sum(n) "

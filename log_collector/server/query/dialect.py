@@ -77,12 +77,10 @@ class Dialect:
             )
         return ", ".join(RECORD_COLUMNS)
 
-    def where(self, filters: Filters, *, times: bool = True) -> tuple[str, list[Any]]:
-        """The condition selecting ``filters``' rows (never deleted ones) and its parameters;
-        ``times=False`` leaves since/until to the caller."""
+    def service_and_level(self, filters: Filters, clauses: list[str], params: list[Any]) -> None:
+        """Append the service and level conditions of ``filters`` (both in logs and in
+        log_counts) to ``clauses`` and their values to ``params``."""
         p = self.p
-        clauses = ["deleted = FALSE"]
-        params: list[Any] = []
         if filters.services:
             clauses.append(f"service IN ({', '.join(p for _ in filters.services)})")
             params.extend(filters.services)
@@ -92,6 +90,14 @@ class Dialect:
             else:
                 clauses.append(f"level IN ({', '.join(p for _ in filters.levels)})")
                 params.extend(filters.levels)
+
+    def where(self, filters: Filters, *, times: bool = True) -> tuple[str, list[Any]]:
+        """The condition selecting ``filters``' rows (never deleted ones) and its parameters;
+        ``times=False`` leaves since/until to the caller."""
+        p = self.p
+        clauses = ["deleted = FALSE"]
+        params: list[Any] = []
+        self.service_and_level(filters, clauses, params)
         if times and filters.since_us is not None:
             clauses.append(f"created_at >= {p}")
             params.append(self.time(filters.since_us))
