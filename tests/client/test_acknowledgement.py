@@ -196,6 +196,7 @@ def test_proxy_errors_are_retried_forever_never_split_or_dead_lettered(
 ):
     client = make_client(flush_interval=NEVER, sleep=SleepRecorder())
     warm_up(client)
+    start = len(receiver.requests)
     receiver.fail_next(3 * SPLIT_AFTER_500, status)
 
     for i in range(8):
@@ -204,7 +205,13 @@ def test_proxy_errors_are_retried_forever_never_split_or_dead_lettered(
     assert True is client.flush(timeout=DEADLINE)
     assert list(range(8)) == seqs(receiver)
     assert 0 == client.stats()["dead_lettered"]
-    assert {8} == {r.n_records for r in receiver.requests if r.status == status}
+    # Each batch the gateway refused went again whole: no refused size is missing from the
+    # sizes finally stored (a split would store halves). The sender, started by the first log
+    # call, may read a first batch before the other records are logged.
+    requests = receiver.requests[start:]
+    stored = [r.n_records for r in requests if r.status == 200]
+    assert 8 == sum(stored)
+    assert {r.n_records for r in requests if r.status == status} <= set(stored)
 
 
 # Dead letters are never silent.
@@ -291,7 +298,12 @@ def test_a_few_large_records_are_gzipped_though_under_gzip_min_records(make_clie
     assert client.flush(timeout=DEADLINE)
 
     assert [0, 1, 2] == seqs(receiver)
-    assert [(1, False), (3, True)] == [(r.n_records, r.gzip) for r in receiver.requests]
+    warm, *large = receiver.requests
+    assert (1, False) == (warm.n_records, warm.gzip)
+    # One large record (~10 KB) stays under 16 KiB, two or three pass it. Usually the three
+    # go together; the sender may read the first alone if it was still draining the warm-up.
+    assert [r.n_records >= 2 for r in large] == [r.gzip for r in large]
+    assert any(r.gzip for r in large)
 
 
 def test_a_12_mb_compressible_record_logged_alone_is_stored_by_the_real_server(
