@@ -42,6 +42,8 @@ FACET_FIELDS = (
     "trace_id",
 )
 DEFAULT_FACET_FIELDS = ("service", "level")
+# The facet fields log_counts keeps.
+COUNTED_FIELDS = frozenset({"service", "level"})
 DEFAULT_TOP = 10
 MAX_TOP = 100
 
@@ -152,16 +154,49 @@ def _counts_part(
 ) -> tuple[str, list[Any]]:
     """The counts of log_counts' ``granule_s`` granules in [low_us, high_us): each granule lies
     inside one bucket, since the granule divides the interval and both start at the epoch."""
-    p = d.p
-    clauses = [f"granule_s = {p}", f"bucket_us >= {p}", f"bucket_us < {p}"]
-    params: list[Any] = [start_us, interval_us, granule_s, low_us, high_us]
-    d.service_and_level(filters, clauses, params)
+    where, params = _counts_where(d, filters, granule_s, low_us, high_us)
     level = "level::text" if d.postgres else "level"
     return (
-        f"SELECT (bucket_us - {p}) / {p} AS bucket, {level}, sum(n) "
-        f"FROM log_counts WHERE {' AND '.join(clauses)} GROUP BY 1, 2",
-        params,
+        f"SELECT (bucket_us - {d.p}) / {d.p} AS bucket, {level}, sum(n) "
+        f"FROM log_counts WHERE {where} GROUP BY 1, 2",
+        [start_us, interval_us, *params],
     )
+
+
+def _counts_where(
+    d: Dialect, filters: Filters, granule_s: int, low_us: int | None, high_us: int | None
+) -> tuple[str, list[Any]]:
+    """The condition selecting the log_counts rows of ``granule_s`` granules starting in
+    [low_us, high_us) (None: unbounded) that ``filters``' service and level admit."""
+    p = d.p
+    clauses = [f"granule_s = {p}"]
+    params: list[Any] = [granule_s]
+    if low_us is not None:
+        clauses.append(f"bucket_us >= {p}")
+        params.append(low_us)
+    if high_us is not None:
+        clauses.append(f"bucket_us < {p}")
+        params.append(high_us)
+    d.service_and_level(filters, clauses, params)
+    return " AND ".join(clauses), params
+
+
+def open_time_pieces(
+    low_us: int | None, high_us: int | None, granules: tuple[int, ...]
+) -> list[tuple[int | None, int | None, int | None]]:
+    """``time_pieces`` where either end may be None (unbounded): the unbounded side is covered
+    by granules of the coarsest size, which hold every row however far it lies."""
+    if low_us is not None and high_us is not None:
+        return list(time_pieces(low_us, high_us, granules))
+    width = granules[0] * 1_000_000
+    if low_us is None and high_us is None:
+        return [(granules[0], None, None)]
+    if low_us is None:
+        assert high_us is not None
+        last = high_us // width * width
+        return [(granules[0], None, last), *time_pieces(last, high_us, granules[1:])]
+    first = -(-low_us // width) * width
+    return [*time_pieces(low_us, first, granules[1:]), (granules[0], first, None)]
 
 
 def facets(
@@ -173,29 +208,59 @@ def facets(
     """``{field: [{"value", "count"}, ...]}``: for each of ``fields`` (a list, or one
     comma-separated string; DEFAULT_FACET_FIELDS when none), its ``top`` most frequent
     non-NULL values among the rows ``filters`` selects, most frequent first, ties by value in
-    code point order."""
+    code point order. Service and level under filters log_counts keeps are counted from it."""
     chosen = parse_fields(fields)
     top = checked_int("top", top, 1, MAX_TOP)
     result: dict[str, list[dict[str, Any]]] = {}
     with snapshot(store) as (conn, d):
-        where, params = d.where(filters)
         for field in chosen:
-            value = d.text(field)
-            group = "1"
-            if not d.postgres and (filters.since_us is not None or filters.until_us is not None):
-                # Within a window of time SQLite's planner, without ANALYZE statistics, would
-                # walk a whole index led by the field to group without sorting; ``+field`` (the
-                # same value) leaves it the time index.
-                # https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_
-                group = f"+{field}"
-            rows = conn.execute(
-                f"SELECT {value} AS value, count(*) AS n FROM logs "
-                f"WHERE {where} AND {field} IS NOT NULL "
-                f"GROUP BY {group} ORDER BY 2 DESC, 1 LIMIT {d.p}",
-                [*params, top],
-            ).fetchall()
-            result[field] = [{"value": v, "count": n} for v, n in rows]
+            if field in COUNTED_FIELDS and _counted(filters):
+                sql, params = _counted_facet(d, filters, field)
+            else:
+                sql, params = _rows_facet(d, filters, field)
+            rows = conn.execute(f"{sql} ORDER BY 2 DESC, 1 LIMIT {d.p}", [*params, top]).fetchall()
+            result[field] = [{"value": v, "count": int(n)} for v, n in rows]
     return result
+
+
+def _rows_facet(d: Dialect, filters: Filters, field: str) -> tuple[str, list[Any]]:
+    where, params = d.where(filters)
+    group = "1"
+    if not d.postgres and (filters.since_us is not None or filters.until_us is not None):
+        # Within a window of time SQLite's planner, without ANALYZE statistics, would walk a
+        # whole index led by the field to group without sorting; ``+field`` (the same value)
+        # leaves it the time index.
+        # https://www.sqlite.org/optoverview.html#disqualifying_where_clause_terms_using_unary_
+        group = f"+{field}"
+    return (
+        f"SELECT {d.text(field)} AS value, count(*) AS n FROM logs "
+        f"WHERE {where} AND {field} IS NOT NULL GROUP BY {group}",
+        params,
+    )
+
+
+def _counted_facet(d: Dialect, filters: Filters, field: str) -> tuple[str, list[Any]]:
+    """Service or level counted from log_counts' granules inside the window and from the rows
+    at its ends that no granule covers."""
+    parts: list[tuple[str, list[Any]]] = []
+    for granule, low_us, high_us in open_time_pieces(
+        filters.since_us, filters.until_us, COUNT_GRANULES_S
+    ):
+        if granule is None:
+            where, params = d.where(dataclasses.replace(filters, since_us=low_us, until_us=high_us))
+            # ``+field`` keeps SQLite on the time index, as in _rows_facet.
+            group = field if d.postgres else f"+{field}"
+            sql = f"SELECT {field} AS value, count(*) AS n FROM logs WHERE {where} GROUP BY {group}"
+        else:
+            where, params = _counts_where(d, filters, granule, low_us, high_us)
+            sql = f"SELECT {field} AS value, sum(n) AS n FROM log_counts WHERE {where} GROUP BY 1"
+        parts.append((sql, params))
+    union = " UNION ALL ".join(sql for sql, _ in parts)
+    return (
+        f"SELECT {d.text('value')}, sum(n) FROM ({union}) AS pieces GROUP BY value "
+        f"HAVING sum(n) > 0",
+        [param for _, params in parts for param in params],
+    )
 
 
 def parse_fields(fields: str | list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
