@@ -1,13 +1,13 @@
 """``GET /api/tail``: the logs matching the filters as they are stored, as Server-Sent Events.
 
-Each log is one event: ``id:`` its row id, ``event: log``, ``data:`` the record as one line of
-JSON (https://html.spec.whatwg.org/multipage/server-sent-events.html). A stream starts after
+Each log is one event: ``id:`` its row id (for a row that committed late with a lower id, the
+id the stream had reached), ``event: log``, ``data:`` the record as one line of JSON (https://html.spec.whatwg.org/multipage/server-sent-events.html). A stream starts after
 the newest row stored when it opens, or after the id of the ``Last-Event-ID`` header, which an
 ``EventSource`` sends by itself when it reconnects, so a reconnecting reader misses nothing and
 sees nothing twice.
 
-The stream polls the store (``query.tail.rows_after``) in a worker thread every
-``TailSettings.poll_s``, at most ``batch`` rows a time, and writes a comment line after
+The stream polls the store (``query.tail.TailCursor``) in a worker thread every
+``TailSettings.poll_s``, at most ``batch`` records a time, and writes a comment line after
 ``heartbeat_s`` without a write. Memory per stream is bounded: the next rows are read only
 after the previous ones were handed to the transport, and a reader that leaves a write
 pending for ``write_timeout_s`` is dropped; what it did not read stays in the store, where
@@ -34,7 +34,7 @@ from starlette.types import Receive, Scope, Send
 from .. import auth
 from ..query.errors import BadQuery
 from ..query.filters import Filters, parse_filters
-from ..query.tail import newest_id, parse_last_event_id, rows_after
+from ..query.tail import TailCursor, newest_id, parse_last_event_id
 from ..state import ServerState, state_of
 from ..store import StoreUnavailable
 from ._answers import RETRY_AFTER_S, unauthorised
@@ -60,11 +60,12 @@ HEADERS = {
 }
 
 
-def event(record: dict[str, Any]) -> bytes:
+def event(record: dict[str, Any], position: int = 0) -> bytes:
     """One SSE event for ``record``; ``json.dumps`` escapes line breaks, so ``data`` is one
-    line."""
+    line. Its id is the record's, or ``position`` (where the stream was) for a record that
+    committed late with a lower id, so ``Last-Event-ID`` never moves back."""
     data = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-    return f"id: {record['id']}\nevent: log\ndata: {data}\n\n".encode()
+    return f"id: {max(record['id'], position)}\nevent: log\ndata: {data}\n\n".encode()
 
 
 class EventStream(StreamingResponse):
@@ -113,25 +114,26 @@ async def tail_events(
     clock = time.monotonic
     started = last_write = clock()
     yield f": tail after id {after_id}\n\n".encode()
+    cursor = TailCursor(after_id)
     while clock() - started < settings.max_age_s:
         if await request.is_disconnected():
             return
+        position = cursor.after_id
         try:
-            rows = await to_thread.run_sync(
-                rows_after, state.store, filters, after_id, settings.batch
+            rows, more = await to_thread.run_sync(
+                cursor.poll, state.store, filters, settings.batch, clock()
             )
         except StoreUnavailable:
             # The reader keeps its place; the next poll tries again.
-            rows = []
+            rows, more = [], False
         if rows:
-            after_id = rows[-1]["id"]
-            yield b"".join(event(record) for record in rows)
+            yield b"".join(event(record, position) for record in rows)
             last_write = clock()
-            if len(rows) == settings.batch:
-                continue
         elif clock() - last_write >= settings.heartbeat_s:
             yield b": heartbeat\n\n"
             last_write = clock()
+        if more:
+            continue
         await anyio.sleep(settings.poll_s)
 
 
