@@ -6,12 +6,14 @@ hands to the execution layer. tests/server/test_sqlexec.py runs the same corpora
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sql_corpus import HOSTILE, LEGITIMATE
 
-from log_collector.server.query.sqlguard import SqlRefused, guard, wrap
+from log_collector.server.query.sqlguard import DIALECTS, SqlRefused, guard, wrap
 
 HOSTILE_CASES = [(sql, dialect) for sql, dialects in HOSTILE for dialect in dialects]
 
@@ -186,3 +188,12 @@ def test_random_text_is_either_accepted_or_refused_never_a_crash(text, dialect):
 )
 def test_random_sql_fragments_are_either_accepted_or_refused_never_a_crash(parts, dialect):
     _guard_outcome(" ".join(parts), dialect)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
+def test_a_statement_sqlglot_cannot_parse_is_refused_without_copying_it_to_the_log(dialect, caplog):
+    """sqlglot warns when it falls back to a bare 'Command', quoting the statement: the guard
+    refuses the statement and that warning never reaches the server's log."""
+    with caplog.at_level(logging.DEBUG), pytest.raises(SqlRefused):
+        guard("LOCK TABLE logs IN ACCESS EXCLUSIVE MODE", dialect)
+    assert not [r for r in caplog.records if "LOCK TABLE" in r.getMessage()]
