@@ -82,6 +82,7 @@ def histogram(store: Any, filters: Filters, buckets: int | str = DEFAULT_BUCKETS
     granules = [g for g in COUNT_GRANULES_S if interval_s % g == 0] if _counted(filters) else []
     parts = []
     with snapshot(store) as (conn, d):
+        d.plan_text_search(conn, filters)
         for granule, low_us, high_us in time_pieces(since_us, until_us, granules):
             if granule is None:
                 window = dataclasses.replace(filters, since_us=low_us, until_us=high_us)
@@ -213,6 +214,7 @@ def facets(
     top = checked_int("top", top, 1, MAX_TOP)
     result: dict[str, list[dict[str, Any]]] = {}
     with snapshot(store) as (conn, d):
+        d.plan_text_search(conn, filters)
         for field in chosen:
             if field in COUNTED_FIELDS and _counted(filters):
                 sql, params = _counted_facet(d, filters, field)

@@ -130,6 +130,16 @@ class Dialect:
             params.extend((key, value))
         return " AND ".join(clauses), params
 
+    def plan_text_search(self, conn: Any, filters: Filters) -> None:
+        """Before a statement with ``q`` on PostgreSQL, within the snapshot's transaction: let
+        the planner read the window with parallel workers. It cannot estimate how many messages
+        contain a term and assumes many, so it would walk the time index alone expecting to
+        stop after a page; a term that matches little makes it read the whole window, which
+        parallel workers share (docs/performance.md)."""
+        if self.postgres and filters.q is not None:
+            conn.execute("SET LOCAL parallel_setup_cost = 0")
+            conn.execute("SET LOCAL parallel_tuple_cost = 0")
+
     def record(self, names: list[str], row: tuple[Any, ...]) -> dict[str, Any]:
         """A row of ``select_list()`` as a record: times ISO 8601 UTC, metadata an object."""
         record = dict(zip(names, row, strict=True))

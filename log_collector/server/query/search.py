@@ -38,6 +38,7 @@ def search(
     limit = checked_int("limit", limit, 1, MAX_LIMIT)
     after = decode_cursor(cursor) if cursor else None
     with snapshot(store) as (conn, d):
+        d.plan_text_search(conn, filters)
         where, params = d.where(filters)
         if after is not None:
             where += f" AND (created_at, id) < ({d.p}, {d.p})"
