@@ -63,60 +63,59 @@ def test_a_full_poll_stops_at_its_last_record_and_says_more_is_waiting(store):
     assert [f"m{i:02}" for i in range(25)] == messages(first + second + third)
 
 
+@pytest.fixture
+def pg_store(pg_session_url: str) -> Any:
+    store = open_store(pg_session_url)
+    store.migrate()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 def _insert_uncommitted(url: str, message: str) -> psycopg.Connection:
     """A connection whose open transaction has inserted one row (its id drawn, not visible)."""
     conn = psycopg.connect(url)
     conn.execute(
-        "INSERT INTO logs (created_at, level, service, message) "
-        "VALUES (now(), 'INFO', 'api', %s)",
+        "INSERT INTO logs (created_at, level, service, message) VALUES (now(), 'INFO', 'api', %s)",
         [message],
     )
     return conn
 
 
 @pytest.mark.postgres
-def test_a_row_committed_after_a_later_one_was_polled_is_still_streamed(pg_session_url):
-    store = open_store(pg_session_url)
-    store.migrate()
+def test_a_row_committed_after_a_later_one_was_polled_is_still_streamed(pg_session_url, pg_store):
+    cursor = TailCursor(newest_id(pg_store))
+    everything = parse_filters({}, NOW)
+    late = _insert_uncommitted(pg_session_url, "late")
     try:
-        cursor = TailCursor(newest_id(store))
-        everything = parse_filters({}, NOW)
-        late = _insert_uncommitted(pg_session_url, "late")
-        try:
-            store.insert([row("early")])
-            records, _ = cursor.poll(store, everything, 100, 0.0)
-            assert ["early"] == messages(records)
-            assert cursor.gaps, "the id the open transaction drew is remembered"
-            late.commit()
-        finally:
-            late.close()
-        records, _ = cursor.poll(store, everything, 100, 1.0)
-        assert ["late"] == messages(records)
-        assert not cursor.gaps
-        assert ([], False) == cursor.poll(store, everything, 100, 2.0)
+        pg_store.insert([row("early")])
+        records, _ = cursor.poll(pg_store, everything, 100, 0.0)
+        assert ["early"] == messages(records)
+        assert cursor.gaps, "the id the open transaction drew is remembered"
+        late.commit()
     finally:
-        store.close()
+        late.close()
+    records, _ = cursor.poll(pg_store, everything, 100, 1.0)
+    assert ["late"] == messages(records)
+    assert not cursor.gaps
+    assert ([], False) == cursor.poll(pg_store, everything, 100, 2.0)
 
 
 @pytest.mark.postgres
-def test_a_gap_that_never_fills_is_forgotten_after_its_time(pg_session_url):
+def test_a_gap_that_never_fills_is_forgotten_after_its_time(pg_session_url, pg_store):
     """An id drawn by a rolled-back batch never appears: it is asked for until GAP_TTL_S has
-    passed, then dropped; a row committing after that is not streamed (the documented bound)."""
-    store = open_store(pg_session_url)
-    store.migrate()
-    try:
-        cursor = TailCursor(newest_id(store))
-        everything = parse_filters({}, NOW)
-        lost = _insert_uncommitted(pg_session_url, "rolled back")
-        lost.rollback()
-        lost.close()
-        store.insert([row("after")])
-        records, _ = cursor.poll(store, everything, 100, 0.0)
-        assert ["after"] == messages(records)
-        assert 1 == len(cursor.gaps)
-        cursor.poll(store, everything, 100, GAP_TTL_S - 1)
-        assert 1 == len(cursor.gaps)
-        cursor.poll(store, everything, 100, GAP_TTL_S + 1)
-        assert not cursor.gaps
-    finally:
-        store.close()
+    passed, then dropped."""
+    cursor = TailCursor(newest_id(pg_store))
+    everything = parse_filters({}, NOW)
+    lost = _insert_uncommitted(pg_session_url, "rolled back")
+    lost.rollback()
+    lost.close()
+    pg_store.insert([row("after")])
+    records, _ = cursor.poll(pg_store, everything, 100, 0.0)
+    assert ["after"] == messages(records)
+    assert 1 == len(cursor.gaps)
+    cursor.poll(pg_store, everything, 100, GAP_TTL_S - 1)
+    assert 1 == len(cursor.gaps)
+    cursor.poll(pg_store, everything, 100, GAP_TTL_S + 1)
+    assert not cursor.gaps
