@@ -1,8 +1,9 @@
 """``GET /api/tail``: the logs matching the filters as they are stored, as Server-Sent Events.
 
 Each log is one event: ``id:`` its row id (for a row that committed late with a lower id, the
-id the stream had reached), ``event: log``, ``data:`` the record as one line of JSON (https://html.spec.whatwg.org/multipage/server-sent-events.html). A stream starts after
-the newest row stored when it opens, or after the id of the ``Last-Event-ID`` header, which an
+id the stream had reached), ``event: log``, ``data:`` the record as one line of JSON
+(https://html.spec.whatwg.org/multipage/server-sent-events.html). A stream starts after the
+newest row stored when it opens, or after the id of the ``Last-Event-ID`` header, which an
 ``EventSource`` sends by itself when it reconnects, so a reconnecting reader misses nothing and
 sees nothing twice.
 
