@@ -1,10 +1,11 @@
-# Every target here is what CI runs (.ci/run calls `make lint`, `make test` and `make demo`).
+# Every target here is what CI runs (.ci/run calls `make lint`, `make test` and `make demo`),
+# except `make ui`, which serves the demo's store with the dashboard until stopped.
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-slow lint bench demo clean
+.PHONY: install test test-slow lint bench demo ui clean
 
 install: $(STAMP)
 
@@ -31,6 +32,15 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
+
+# The store scripts/demo.py leaves behind, and where `make ui` serves it.
+DEMO_DB := .demo/logs.db
+UI_PORT ?= 8000
+
+ui: $(STAMP)
+	@test -f $(DEMO_DB) || { echo "ui: no $(DEMO_DB) yet: run 'make demo' first"; exit 1; }
+	@echo "dashboard: http://127.0.0.1:$(UI_PORT)/ui/  (Ctrl-C stops the server)"
+	$(PY) -m log_collector serve --db sqlite:///$(DEMO_DB) --port $(UI_PORT) --no-access-log
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .hypothesis

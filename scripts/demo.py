@@ -7,7 +7,8 @@
 4. reads the store and prints what arrived: logged, stored, lost, duplicated.
 
 Exits 0 only when nothing was lost or duplicated, and leaves nothing running.
-The store stays in .demo/logs.db for you to query.
+The store stays in .demo/logs.db for you to query, and `make ui` serves it with the
+dashboard at http://127.0.0.1:8000/ui/.
 """
 
 from __future__ import annotations
@@ -142,6 +143,8 @@ def main() -> int:
     print(f'query it:  sqlite3 {db} "SELECT level, count(*) FROM logs GROUP BY level"')
     ok = not lost and duplicated == 0 and len(returned) == THREADS * PER_THREAD
     print("OK: nothing lost, nothing duplicated" if ok else "FAILED")
+    print()
+    print("see it in the dashboard:  make ui   (then open http://127.0.0.1:8000/ui/)")
     return 0 if ok else 1
 
 

@@ -15,7 +15,12 @@ from log_collector.server.store.postgres_migrations import (
 
 pytestmark = pytest.mark.postgres
 
-STEPS = ["0001_logs", "0002_reader_role", "0003_time_index_and_log_counts"]
+STEPS = [
+    "0001_logs",
+    "0002_reader_role",
+    "0003_time_index_and_log_counts",
+    "0004_saved_views",
+]
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Server roles, over HTTP on real servers: ``ingest`` serves POST /logs, ``query`` serves
-/api/* and /stats, ``all`` both; every role answers the health probes and /openapi.json."""
+/api/* and /stats (and the dashboard), ``all`` both; every role answers the health probes and
+/openapi.json, and ``GET /`` sends a browser to /ui/ where the role serves it."""
 
 from __future__ import annotations
 
@@ -87,3 +88,52 @@ def test_serve_role_query_from_the_command_line_has_no_post_logs(tmp_path):
         _, stderr = process.communicate(timeout=30)
     assert "the query API (/api/*, /stats) is open" in stderr
     assert [] == stored_messages(db)
+
+
+# What Chromium and Firefox send when they load a page.
+BROWSER_ACCEPT = (
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
+)
+
+
+def root(url: str, accept: str | None) -> requests.Response:
+    # requests sends Accept: */* unless told otherwise; None leaves the header out.
+    return requests.get(f"{url}/", headers={"Accept": accept}, allow_redirects=False, timeout=30)
+
+
+@pytest.mark.parametrize("role", ["query", "all"])
+@pytest.mark.parametrize(
+    "accept", [BROWSER_ACCEPT, "text/html", "text/*, application/json;q=0.5", "TEXT/HTML"]
+)
+def test_a_browser_asking_for_the_root_is_sent_to_the_dashboard(sqlite_url, serve, role, accept):
+    response = root(serve(create_app(sqlite_url, role=role)), accept)
+    assert (307, "/ui/") == (response.status_code, response.headers["location"])
+    assert "Accept" == response.headers["vary"]
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        None,
+        "*/*",
+        "application/json",
+        "application/json, text/html;q=0.9",
+        "text/html;q=0.5, application/*",
+        "text/html;q=0, */*",
+        "text/html;q=oops",
+    ],
+)
+def test_an_api_client_asking_for_the_root_gets_the_original_json(sqlite_url, serve, accept):
+    response = root(serve(create_app(sqlite_url)), accept)
+    assert (200, {"status": "ok", "service": "log-server"}) == (
+        response.status_code,
+        response.json(),
+    )
+
+
+def test_an_ingest_server_has_no_dashboard_and_answers_a_browser_with_the_json(sqlite_url, serve):
+    response = root(serve(create_app(sqlite_url, role="ingest")), BROWSER_ACCEPT)
+    assert (200, {"status": "ok", "service": "log-server"}) == (
+        response.status_code,
+        response.json(),
+    )

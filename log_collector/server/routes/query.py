@@ -1,6 +1,8 @@
 """The read API over the logs, under ``/api/``: ``GET /api/logs``, ``/api/logs/{id}``,
-``/api/logs/{id}/context``, ``/api/histogram``, ``/api/facets``, ``/api/traces/{trace_id}`` and
-``/api/services``. Each answers what the ``query`` function of the same name returns, as JSON.
+``/api/logs/{id}/context``, ``/api/histogram``, ``/api/facets``, ``/api/traces/{trace_id}``,
+``/api/services`` and ``/api/endpoints``. Each answers what the ``query`` function of the same
+name returns, as JSON. The dashboard's saved views, ``GET``/``POST /api/views`` and ``DELETE
+/api/views/{id}`` (``query.views``), take the same read scope.
 
 The query string is read raw (``multi_items``) and handed to ``query.filters.parse_filters``:
 filters may repeat (``service``, ``level``) or carry a name chosen by the user
@@ -11,24 +13,25 @@ schema (``openapi_extra``), so /docs lists them.
 Answers: 200 with the result; every failure is ``{"error": <kind>, "reason": <what exactly>}``
 as ``POST /api/sql`` answers: 400 ``bad_request`` for a parameter the request may not give
 (an unknown name, a malformed value, a number out of range, a cursor this server did not
-issue), with ``parameter`` naming it; 404 ``not_found`` for a log or trace that does not exist;
-503 ``unavailable`` with Retry-After when the store does not answer in time.
+issue), with ``parameter`` naming it; 404 ``not_found`` for a log, trace or view that does not
+exist; 503 ``unavailable`` with Retry-After when the store does not answer in time.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Collection
 from typing import Any
 
 from anyio import to_thread
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.requests import Request
 
 from .. import auth
-from ..query import aggregates
+from ..query import aggregates, endpoints, views
 from ..query.errors import BadQuery, NotFound
 from ..query.filters import EQUALITY_FILTERS, Filters, one_param, parse_filters
 from ..query.search import (
@@ -96,17 +99,18 @@ def no_other_params(params: Params, allowed: Collection[str] = ()) -> None:
 Work = Callable[[ServerState, Params, float], Any]
 
 
-async def answer(request: Request, work: Work) -> JSONResponse:
+async def answer(request: Request, work: Work, status: int = 200) -> Response:
     """Check the read scope, then run ``work(state, params, now)`` in a worker thread (its SQL
-    must not hold the event loop) and answer its result as JSON."""
+    must not hold the event loop) and answer its result as JSON with ``status`` (a Response it
+    returns is answered as it is)."""
     state = state_of(request)
     refused = unauthorised(state, request, auth.READ)
     if refused is not None:
         return refused
-    return await to_thread.run_sync(_run, work, state, query_params(request), time.time())
+    return await to_thread.run_sync(_run, work, state, query_params(request), time.time(), status)
 
 
-def _run(work: Work, state: ServerState, params: Params, now: float) -> JSONResponse:
+def _run(work: Work, state: ServerState, params: Params, now: float, status: int) -> Response:
     try:
         result = work(state, params, now)
     except BadQuery as exc:
@@ -115,7 +119,9 @@ def _run(work: Work, state: ServerState, params: Params, now: float) -> JSONResp
         return failure(404, "not_found", str(exc))
     except StoreUnavailable as exc:
         return store_unavailable(exc)
-    return JSONResponse(result)
+    if isinstance(result, Response):
+        return result
+    return JSONResponse(result, status_code=status)
 
 
 def filters_of(params: Params, now: float, extra: Collection[str] = ()) -> Filters:
@@ -160,7 +166,9 @@ FILTERS_NOTE = (
 
 
 class Failure(BaseModel):
-    error: str = Field(description="bad_request, not_found or unavailable.")
+    error: str = Field(
+        description="bad_request, not_found, unavailable (or too_large, unsupported_media_type)."
+    )
     parameter: str | None = Field(None, description="The parameter at fault (400 only).")
     reason: str
 
@@ -237,7 +245,7 @@ _CURSOR = _parameter("cursor", "The next_cursor of the previous page.")
     openapi_extra={"parameters": [*FILTER_PARAMETERS, _LIMIT, _CURSOR]},
     responses=_responses(LogsPage, "A page of logs."),
 )
-async def get_logs(request: Request) -> JSONResponse:
+async def get_logs(request: Request) -> Response:
     def work(state: ServerState, params: Params, now: float) -> Any:
         filters = filters_of(params, now, extra=("limit", "cursor"))
         limit = one_param(params, "limit")
@@ -253,7 +261,7 @@ async def get_logs(request: Request) -> JSONResponse:
     response_model=None,
     responses=_responses(None, "The record: every column of logs.", found=True),
 )
-async def get_one_log(request: Request, log_id: str) -> JSONResponse:
+async def get_one_log(request: Request, log_id: str) -> Response:
     def work(state: ServerState, params: Params, now: float) -> Any:
         no_other_params(params)
         return get_log(_store(state), log_id)
@@ -273,7 +281,7 @@ async def get_one_log(request: Request, log_id: str) -> JSONResponse:
     },
     responses=_responses(Context, "The log and its neighbours.", found=True),
 )
-async def get_context(request: Request, log_id: str) -> JSONResponse:
+async def get_context(request: Request, log_id: str) -> Response:
     def work(state: ServerState, params: Params, now: float) -> Any:
         no_other_params(params, ("before", "after"))
         before = one_param(params, "before")
@@ -304,7 +312,7 @@ async def get_context(request: Request, log_id: str) -> JSONResponse:
     },
     responses=_responses(Histogram, "Every bucket of the window, zeros included."),
 )
-async def get_histogram(request: Request) -> JSONResponse:
+async def get_histogram(request: Request) -> Response:
     def work(state: ServerState, params: Params, now: float) -> Any:
         filters = filters_of(params, now, extra=("buckets",))
         buckets = one_param(params, "buckets")
@@ -335,7 +343,7 @@ async def get_histogram(request: Request) -> JSONResponse:
         dict[str, list[FacetValue]], "{column: [{value, count}], ...}, most frequent first."
     ),
 )
-async def get_facets(request: Request) -> JSONResponse:
+async def get_facets(request: Request) -> Response:
     def work(state: ServerState, params: Params, now: float) -> Any:
         filters = filters_of(params, now, extra=("fields", "top"))
         top = one_param(params, "top")
@@ -355,7 +363,7 @@ async def get_facets(request: Request) -> JSONResponse:
     response_model=None,
     responses=_responses(Trace, "The trace.", found=True),
 )
-async def get_trace(request: Request, trace_id: str) -> JSONResponse:
+async def get_trace(request: Request, trace_id: str) -> Response:
     def work(state: ServerState, params: Params, now: float) -> Any:
         no_other_params(params)
         return trace(_store(state), trace_id)
@@ -369,9 +377,164 @@ async def get_trace(request: Request, trace_id: str) -> JSONResponse:
     response_model=None,
     responses=_responses(list[Service], "One line per service, by name."),
 )
-async def get_services(request: Request) -> JSONResponse:
+async def get_services(request: Request) -> Response:
     def work(state: ServerState, params: Params, now: float) -> Any:
         no_other_params(params)
         return aggregates.services(_store(state), now)
 
     return await answer(request, work)
+
+
+class Endpoint(BaseModel):
+    path: str
+    method: str | None
+    count: int = Field(description="Requests of the window that logged a duration_ms.")
+    p50_ms: float = Field(description="Median duration_ms (percentile_cont 0.5).")
+    p95_ms: float = Field(description="95th percentile of duration_ms (percentile_cont 0.95).")
+    max_ms: float
+    errors: int = Field(description="ERROR and FATAL logs of this path and method.")
+
+
+class Endpoints(BaseModel):
+    endpoints: list[Endpoint] = Field(description="Slowest p95 first.")
+
+
+@router.get(
+    "/endpoints",
+    summary="The slowest endpoints: duration_ms percentiles per path and method",
+    description=FILTERS_NOTE + " The window is [since, until), since an hour before until by "
+    "default; rows without a path are left out, and the durations are those of rows that have "
+    "one.",
+    response_model=None,
+    openapi_extra={
+        "parameters": [
+            *FILTER_PARAMETERS,
+            _parameter("top", f"Endpoints listed, 1 to {endpoints.MAX_TOP} (default 10)."),
+        ]
+    },
+    responses=_responses(Endpoints, "The endpoints, slowest 95th percentile first."),
+)
+async def get_endpoints(request: Request) -> Response:
+    def work(state: ServerState, params: Params, now: float) -> Any:
+        filters = filters_of(params, now, extra=("top",))
+        top = one_param(params, "top")
+        return endpoints.endpoints(
+            _store(state), filters, endpoints.DEFAULT_TOP if top is None else top
+        )
+
+    return await answer(request, work)
+
+
+# A view's JSON body is at most this long: its fields hold about 4 KiB of text, which JSON
+# escapes may make six times longer.
+MAX_VIEW_BODY_BYTES = 64 * 1024
+
+
+class ViewIn(BaseModel):
+    name: str = Field(min_length=1, max_length=views.MAX_NAME_CHARS, description="Unique.")
+    page: str = Field(description=f"One of {', '.join(views.PAGES)}.")
+    query: str = Field(
+        "",
+        max_length=views.MAX_QUERY_CHARS,
+        description="The page URL's query string, without '?'.",
+    )
+
+
+class View(ViewIn):
+    id: int
+    created_at: str
+
+
+class Views(BaseModel):
+    views: list[View] = Field(description="By name.")
+
+
+@router.get(
+    "/views",
+    summary="The dashboard's saved views",
+    response_model=None,
+    responses=_responses(Views, "Every saved view, by name."),
+)
+async def get_views(request: Request) -> Response:
+    def work(state: ServerState, params: Params, now: float) -> Any:
+        no_other_params(params)
+        return views.list_views(_store(state))
+
+    return await answer(request, work)
+
+
+@router.post(
+    "/views",
+    summary="Save a view of the dashboard (a name that exists is replaced)",
+    status_code=201,
+    response_model=None,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ViewIn.model_json_schema()}},
+        }
+    },
+    responses={
+        **_responses(None, ""),
+        201: {"model": View, "description": "The view as stored."},
+        413: {"model": Failure, "description": f"A body over {MAX_VIEW_BODY_BYTES} bytes."},
+        415: {"model": Failure, "description": "A body not sent as application/json."},
+    },
+)
+async def post_view(request: Request) -> Response:
+    # The key is checked before the body is read (answer() checks it again, cheaply).
+    refused = unauthorised(state_of(request), request, auth.READ)
+    if refused is not None:
+        return refused
+    body = await _json_body(request)
+    if isinstance(body, Response):
+        return body
+
+    def work(state: ServerState, params: Params, now: float) -> Any:
+        no_other_params(params)
+        return views.save_view(_store(state), views.parse_view(body), now)
+
+    return await answer(request, work, status=201)
+
+
+@router.delete(
+    "/views/{view_id}",
+    summary="Delete a saved view",
+    status_code=204,
+    response_model=None,
+    responses={
+        **_responses(None, ""),
+        204: {"description": "Deleted."},
+        404: {"model": Failure, "description": "No such view."},
+    },
+)
+async def delete_view(request: Request, view_id: str) -> Response:
+    def work(state: ServerState, params: Params, now: float) -> Any:
+        no_other_params(params)
+        views.delete_view(_store(state), view_id)
+        return Response(status_code=204)
+
+    return await answer(request, work)
+
+
+async def _json_body(request: Request) -> Any:
+    """The request's body decoded as JSON, or the failure to answer: 415 when it is not sent as
+    application/json (a cross-site form cannot send that type without a CORS preflight, which
+    fails for any origin not configured), 413 past MAX_VIEW_BODY_BYTES, 400 when it is not
+    JSON."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        return failure(415, "unsupported_media_type", "send the body as application/json")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_VIEW_BODY_BYTES:
+            return failure(
+                413, "too_large", f"a view's body is at most {MAX_VIEW_BODY_BYTES} bytes"
+            )
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except ValueError as exc:
+        return failure(400, "bad_request", f"the body is not JSON: {exc}", parameter="body")

@@ -75,6 +75,11 @@ class Store(Protocol):
         the connections ingest uses, so readers never starve ingest; raises
         StoreUnavailable when none frees up within the store's read wait."""
 
+    def writing(self) -> AbstractContextManager[Any]:
+        """A connection for the small writes beside ingest (the dashboard's saved views) inside
+        one transaction, committed when the block ends and rolled back when it raises;
+        StoreUnavailable when none frees up in time."""
+
     def ping(self) -> None:
         """Return when the database answers; raise StoreUnavailable otherwise."""
 

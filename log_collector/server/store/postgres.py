@@ -257,6 +257,13 @@ class PostgresStore:
             with self._read_pool.connection() as conn:
                 yield conn
 
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[psycopg.Connection]:
+        """A connection of ingest's pool (the read pool's are read-only) inside one
+        transaction."""
+        with self._connection() as conn, conn.transaction():
+            yield conn
+
     def migrate(self) -> list[str]:
         with self._errors(), psycopg.connect(self.url, **self._connect_kwargs) as conn:
             return apply_postgres(conn)

@@ -5,8 +5,9 @@ anyway) and commits every batch waiting for it in one transaction, each in
 its own savepoint: a commit costs one fsync plus a write of every page the
 transaction dirtied, and the random keys of the trace and user indexes dirty
 a page per row, so several batches per commit share pages and the fsync.
-One reader connection serves /stats and /readyz, which WAL lets run beside a
-write. https://www.sqlite.org/wal.html
+Up to READ_CONNECTIONS reader connections serve the read API, /stats and
+/readyz, which WAL lets run beside a write and beside each other.
+https://www.sqlite.org/wal.html
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ _WRITER_CACHE_KIB = 64 * 1024
 # time. At 10,000 (40 MB of WAL) a page changed by several commits is copied
 # once. https://www.sqlite.org/wal.html#ckpt
 _CHECKPOINT_PAGES = 10_000
+# Read connections at most. WAL readers do not block each other, and sqlite3 releases the GIL
+# while a statement steps, so a page of logs (milliseconds) is not queued behind a scan of a
+# day of rows that another request runs (facets, /api/services): with one connection the
+# dashboard's Explore waited for every request it sends on load before its first row
+# (scripts/bench_ui.py). Each connection keeps its own page cache (2 MB by default).
+READ_CONNECTIONS = 4
 # insert() converts the times, the first and the last column of a row.
 assert (ROW_COLUMNS[0], ROW_COLUMNS[-1]) == ("created_at", "received_at")
 
@@ -133,8 +140,10 @@ class SQLiteStore:
     def __init__(self, path: str | Path, *, timeout: float = 5.0):
         self.path = Path(path)
         self._timeout = timeout
-        self._read_lock = threading.Lock()
-        self._reader: sqlite3.Connection | None = None
+        # A slot per read connection; the idle ones wait in _idle (guarded by _idle_lock).
+        self._read_slots = threading.BoundedSemaphore(READ_CONNECTIONS)
+        self._idle_lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
         # The writer thread's queue; the condition guards it, _thread and _closing.
         self._queue: deque[_Pending] = deque()
         self._wake = threading.Condition(threading.Lock())
@@ -315,17 +324,53 @@ class SQLiteStore:
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[sqlite3.Connection]:
-        """The read connection, never the writer's (WAL lets it read beside a
-        write); StoreUnavailable when it stays busy past the timeout."""
-        if not self._read_lock.acquire(timeout=self._timeout):
-            raise StoreUnavailable(f"SQLite store {self.path}: the read connection is busy")
+        """A read connection, never the writer's (WAL lets it read beside a
+        write), opened when none is idle; StoreUnavailable when all
+        READ_CONNECTIONS stay busy past the timeout."""
+        if not self._read_slots.acquire(timeout=self._timeout):
+            raise StoreUnavailable(f"SQLite store {self.path}: every read connection is busy")
+        conn: sqlite3.Connection | None = None
         try:
+            with self._idle_lock:
+                conn = self._idle.pop() if self._idle else None
             with self._errors():
-                if self._reader is None:
-                    self._reader = self._connect()
-                yield self._reader
+                if conn is None:
+                    conn = self._connect()
+                yield conn
         finally:
-            self._read_lock.release()
+            if conn is not None:
+                self._put_back(conn)
+            self._read_slots.release()
+
+    def _put_back(self, conn: sqlite3.Connection) -> None:
+        """Return a reader to the idle ones, its transaction (left open by an error) rolled
+        back; one that cannot roll back is closed instead."""
+        try:
+            if conn.in_transaction:
+                conn.rollback()
+        except sqlite3.Error:
+            conn.close()
+            return
+        with self._idle_lock:
+            self._idle.append(conn)
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """The read connection inside a write transaction. The writer connection belongs to
+        the writer thread and its queue carries log rows only; the rare small writes of saved
+        views take the read connection instead, and BEGIN IMMEDIATE waits (up to the busy
+        timeout) for the writer thread's commit rather than failing part-way.
+        https://www.sqlite.org/lang_transaction.html#deferred_immediate_and_exclusive_transactions
+        """
+        with self.reading() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     def stats(self) -> dict[str, Any]:
         with self.reading() as conn:
@@ -356,7 +401,13 @@ class SQLiteStore:
         if self._writer is not None and not (thread is not None and thread.is_alive()):
             self._writer.close()
             self._writer = None
-        with self._read_lock:
-            if self._reader is not None:
-                self._reader.close()
-                self._reader = None
+        # Waits (up to the timeout each) for the readers in use to come back, then closes
+        # the idle ones; a reader still in use after that is closed when the store is dropped.
+        taken = [self._read_slots.acquire(timeout=self._timeout) for _ in range(READ_CONNECTIONS)]
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+        for acquired in taken:
+            if acquired:
+                self._read_slots.release()
