@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import test_query_search
-from test_query_search import HOUR_US, LEVELS, NOW, NOW_US, insert, iso
+from test_query_search import HOUR_US, LEVELS, NOW, NOW_US, execute, insert, iso
 
 from log_collector.server.query import BadQuery, facets, histogram, parse_filters, services
 from log_collector.server.query.aggregates import nice_interval
@@ -123,3 +123,28 @@ def test_services_count_live_rows_last_seen_and_errors_of_the_last_hour(store, s
         )
     assert expected == services(store, NOW)
     assert 1 == expected[-1]["errors_1h"]
+
+
+def test_services_leave_out_a_service_whose_rows_are_all_deleted_and_count_future_rows(
+    db_url, store, seeded
+):
+    """A service with no live row is not listed, whatever its counts once were; a row created
+    after ``now`` (a client clock ahead) counts in errors_1h and sets last_seen, as the rows
+    themselves say."""
+    insert(
+        store,
+        [
+            {"created_at": NOW - 30, "service": "ghost", "level": "ERROR", "message": "x"},
+            {"created_at": NOW + 120, "service": "api", "level": "ERROR", "message": "late"},
+        ],
+    )
+    execute(db_url, "UPDATE logs SET deleted = TRUE WHERE service = 'ghost'")
+    answer = {s["service"]: s for s in services(store, NOW)}
+    assert "ghost" not in answer
+    api = [r for r in seeded if r["service"] == "api"]
+    assert len(api) + 1 == answer["api"]["count"]
+    assert iso(NOW_US + 120_000_000) == answer["api"]["last_seen"]
+    recent = [
+        r for r in api if r["level"] in ("ERROR", "FATAL") and r["created_at"] >= NOW_US - HOUR_US
+    ]
+    assert len(recent) + 1 == answer["api"]["errors_1h"]
