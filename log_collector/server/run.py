@@ -20,7 +20,8 @@ from .connections import (
     rate_limit_server_logs,
 )
 from .limits import Limits
-from .store import DEFAULT_DB_URL, open_store
+from .state import not_migrated
+from .store import DEFAULT_DB_URL, StoreUnavailable, open_store
 
 __all__ = ["DEFAULT_DB_URL", "app_from_environment", "migrate", "serve"]
 
@@ -57,6 +58,16 @@ def migrate(db_url: str) -> list[str]:
         store.close()
 
 
+def _check_migrated(db_url: str) -> None:
+    store = open_store(db_url)
+    try:
+        missing = store.pending_migrations()
+    finally:
+        store.close()
+    if missing:
+        raise StoreUnavailable(not_migrated(missing))
+
+
 def serve(
     db_url: str = DEFAULT_DB_URL,
     host: str = "127.0.0.1",
@@ -77,13 +88,18 @@ def serve(
 
     Migrations run first, in this process: a database that cannot be reached
     or migrated fails here with StoreUnavailable (one clear error) instead of
-    in every worker, and workers never race to migrate.
+    in every worker, and workers never race to migrate. The ``query`` role
+    never writes (it may serve a read replica): it checks the migrations are
+    applied and fails the same way when they are not.
     ``connections``: header timeout and connection cap (connections.py).
     Example: ``serve("sqlite:///./logs.db", port=8000)``.
     """
     import uvicorn
 
-    migrate(db_url)
+    if role == "query":
+        _check_migrated(db_url)
+    else:
+        migrate(db_url)
     connections = connections or ConnectionLimits()
     options: dict[str, Any] = {
         "host": host,

@@ -38,10 +38,14 @@ STATS_TTL_S = 5.0
 
 class Migrated:
     """Runs the store's migrations once, at start or, if the database is down
-    then, before the first request that needs it."""
+    then, before the first request that needs it. With ``check_only`` (the
+    query role, which may read a replica where nothing can be written) it
+    checks that every migration is applied instead, and until they are,
+    raises StoreUnavailable naming the missing ones."""
 
-    def __init__(self, store: Store):
+    def __init__(self, store: Store, check_only: bool = False):
         self._store = store
+        self._check_only = check_only
         self._lock = threading.Lock()
         self._done = False
 
@@ -49,11 +53,24 @@ class Migrated:
         if self._done:
             return
         with self._lock:
-            if not self._done:
+            if self._done:
+                return
+            if self._check_only:
+                missing = self._store.pending_migrations()
+                if missing:
+                    raise StoreUnavailable(not_migrated(missing))
+            else:
                 applied = self._store.migrate()
                 if applied:
                     logger.info("applied migrations: %s", ", ".join(applied))
-                self._done = True
+            self._done = True
+
+
+def not_migrated(missing: list[str]) -> str:
+    return (
+        f"the database lacks migrations {', '.join(missing)}: run `log-collector migrate "
+        "--db URL` (on the primary), then this query server starts answering"
+    )
 
 
 class StatsCache:
@@ -118,7 +135,7 @@ class ServerState:
         if not sql_timeout > 0:
             raise ValueError(f"sql_timeout must be a positive number of seconds, got {sql_timeout}")
         self.store = store
-        self.migrated = Migrated(store)
+        self.migrated = Migrated(store, check_only=role == "query")
         self.scopes = auth.Keys.load(api_keys, read_keys)
         # The ingest keys, as POST /logs checks them.
         self.keys = self.scopes.ingest
@@ -155,7 +172,7 @@ class ServerState:
     def ready(self) -> None:
         """Return when the store is migrated and answers; StoreUnavailable otherwise."""
         self.migrated.ensure()
-        self.store.ping()
+        self.store.ping(reading=self.role == "query")
 
     def _compute_stats(self) -> dict[str, Any]:
         self.migrated.ensure()

@@ -61,10 +61,14 @@ def test_an_unknown_role_is_refused_naming_the_roles(sqlite_url):
 
 
 def test_serve_role_query_from_the_command_line_has_no_post_logs(tmp_path):
-    """``python -m log_collector.server --role query``: reads, takes no logs."""
+    """``python -m log_collector.server --role query`` on a migrated database (the query role
+    never migrates, tests/server/test_query_role.py): reads, takes no logs."""
     port = closed_port()
     url = f"http://127.0.0.1:{port}"
     db = f"sqlite:///{tmp_path}/logs.db"
+    subprocess.run(
+        [sys.executable, "-m", "log_collector", "migrate", "--db", db], check=True, timeout=60
+    )
     command = [sys.executable, "-m", "log_collector.server", "--port", str(port), "--db", db]
     process = subprocess.Popen(
         [*command, "--role", "query", "--log-level", "warning", "--sql-timeout", "2"],

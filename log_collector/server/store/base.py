@@ -60,6 +60,10 @@ class Store(Protocol):
     def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied (empty when up to date)."""
 
+    def pending_migrations(self) -> list[str]:
+        """Names of the migrations not applied to the database, read without writing (a
+        query server on a read replica checks instead of migrating)."""
+
     def insert(self, rows: Sequence[Row]) -> tuple[int, int]:
         """Store ``rows`` in one transaction; return ``(accepted, duplicates)``.
 
@@ -80,8 +84,9 @@ class Store(Protocol):
         one transaction, committed when the block ends and rolled back when it raises;
         StoreUnavailable when none frees up in time."""
 
-    def ping(self) -> None:
-        """Return when the database answers; raise StoreUnavailable otherwise."""
+    def ping(self, *, reading: bool = False) -> None:
+        """Return when the database answers; raise StoreUnavailable otherwise. ``reading``:
+        ask on a read connection (a query server never opens ingest's)."""
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""

@@ -25,8 +25,9 @@ from psycopg import errors, pq
 from psycopg.adapt import Dumper
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from ...common.migrations import sql_files
 from .base import ROW_COLUMNS, Row, StoreUnavailable, read_stats
-from .postgres_migrations import apply_postgres
+from .postgres_migrations import applied_postgres, apply_postgres
 
 # Plain text and float columns: the table is created when a pooled connection
 # opens, possibly before the migrations made the enum types; the INSERT casts.
@@ -221,7 +222,8 @@ class PostgresStore:
         )
         self.concurrency = max_connections
         self._open_lock = threading.Lock()
-        self._opened = False
+        # The pools opened so far (each on its first use).
+        self._opened: list[ConnectionPool] = []
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:
@@ -231,31 +233,28 @@ class PostgresStore:
             # libpq's messages span lines; one line reads better in a 503 and a CLI error.
             raise StoreUnavailable(f"PostgreSQL store: {' '.join(str(exc).split())}") from exc
 
-    def _open(self) -> None:
-        # Opened on first use, not in the constructor, so a server can
-        # start while the database is still down (/readyz says so).
-        if not self._opened:
+    def _open(self, pool: ConnectionPool) -> ConnectionPool:
+        # Each pool opens on its first use, not in the constructor, so a server can start
+        # while the database is still down (/readyz says so), and a query server on a read
+        # replica never opens ingest's pool, whose connections create a temporary table.
+        if pool not in self._opened:
             with self._open_lock:
-                if not self._opened:
-                    self._pool.open(wait=False)
-                    self._read_pool.open(wait=False)
-                    self._opened = True
+                if pool not in self._opened:
+                    pool.open(wait=False)
+                    self._opened.append(pool)
+        return pool
 
     @contextlib.contextmanager
     def _connection(self) -> Iterator[psycopg.Connection]:
-        with self._errors():
-            self._open()
-            with self._pool.connection() as conn:
-                yield conn
+        with self._errors(), self._open(self._pool).connection() as conn:
+            yield conn
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[psycopg.Connection]:
         """A connection of the read pool (read-only, statement timeout), never
         one of ingest's; StoreUnavailable when none frees up in time."""
-        with self._errors():
-            self._open()
-            with self._read_pool.connection() as conn:
-                yield conn
+        with self._errors(), self._open(self._read_pool).connection() as conn:
+            yield conn
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[psycopg.Connection]:
@@ -266,7 +265,18 @@ class PostgresStore:
 
     def migrate(self) -> list[str]:
         with self._errors(), psycopg.connect(self.url, **self._connect_kwargs) as conn:
-            return apply_postgres(conn)
+            try:
+                return apply_postgres(conn)
+            except errors.ReadOnlySqlTransaction as exc:
+                raise StoreUnavailable(
+                    "PostgreSQL store: the database is read-only (a replica?): migrate "
+                    "the primary, and serve a replica with --role query"
+                ) from exc
+
+    def pending_migrations(self) -> list[str]:
+        with self.reading() as conn:
+            applied = set(applied_postgres(conn))
+        return [name for name, _ in sql_files("postgres") if name not in applied]
 
     def insert(self, rows: Sequence[Row]) -> tuple[int, int]:
         if not rows:
@@ -297,13 +307,12 @@ class PostgresStore:
                 ),
             )
 
-    def ping(self) -> None:
-        with self._connection() as conn:
+    def ping(self, *, reading: bool = False) -> None:
+        with self.reading() if reading else self._connection() as conn:
             conn.execute("SELECT 1")
 
     def close(self) -> None:
         with self._open_lock:
-            if self._opened:
-                self._pool.close()
-                self._read_pool.close()
-                self._opened = False
+            for pool in self._opened:
+                pool.close()
+            self._opened = []

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from ...common.migrations import apply_sqlite
+from ...common.migrations import applied_sqlite, apply_sqlite, sql_files
 from .base import ROW_COLUMNS, Row, StoreUnavailable, read_stats
 
 _WIDTH = len(ROW_COLUMNS)
@@ -199,6 +199,11 @@ class SQLiteStore:
                 return apply_sqlite(conn, "sqlite")
             finally:
                 conn.close()
+
+    def pending_migrations(self) -> list[str]:
+        with self.reading() as conn:
+            applied = set(applied_sqlite(conn, "sqlite"))
+        return [name for name, _ in sql_files("sqlite") if name not in applied]
 
     def insert(self, rows: Sequence[Row]) -> tuple[int, int]:
         if not rows:
@@ -386,7 +391,8 @@ class SQLiteStore:
             finally:
                 conn.execute("COMMIT")
 
-    def ping(self) -> None:
+    def ping(self, *, reading: bool = True) -> None:
+        # Every connection but the writer thread's is a reader here.
         with self.reading() as conn:
             conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
 
