@@ -95,6 +95,11 @@ BAD_FILTERS = [
     ({"user_id": ["\ud800"]}, "user_id"),
     ({"path": ["/" * 1001]}, "path"),
     ({"service": ["s"] * 101}, "service"),
+    ({"not.message": ["x"]}, "not.message"),
+    ({"not.": ["x"]}, "not."),
+    ({"not.level": ["LOUD"]}, "not.level"),
+    ({"not.method": ["FETCH"]}, "not.method"),
+    ({"not.path": ["p"] * 101}, "not.path"),
 ]
 
 

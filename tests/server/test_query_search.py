@@ -184,6 +184,18 @@ FILTER_CASES: list[tuple[dict[str, list[str]], Callable[[dict[str, Any]], bool]]
     ({"meta.flag": ["true"]}, lambda r: meta(r, "flag") is True),
     ({'meta.odd "key"': ["x\\y"]}, lambda r: meta(r, 'odd "key"') == "x\\y"),
     ({"meta.absent": ["1"]}, lambda r: False),
+    ({"not.service": ["api", "web"]}, lambda r: r["service"] not in ("api", "web")),
+    ({"not.level": ["info", "DEBUG"]}, lambda r: r["level"] not in ("INFO", "DEBUG")),
+    (
+        {"min_level": ["WARN"], "not.level": ["ERROR"]},
+        lambda r: r["level"] in ("WARN", "FATAL"),
+    ),
+    ({"not.error_type": ["KeyError"]}, lambda r: r["error_type"] != "KeyError"),
+    ({"not.method": ["get"]}, lambda r: r["method"] != "GET"),
+    (
+        {"not.path": ["/pay"], "not.user_id": ["u1", "u2"]},
+        lambda r: r["path"] != "/pay" and r["user_id"] not in ("u1", "u2"),
+    ),
     (
         {
             "service": ["api", "billing"],

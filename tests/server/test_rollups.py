@@ -162,6 +162,7 @@ FILTERS = [
     ({"service": ["api"]}, lambda r: r["service"] == "api"),
     ({"service": ["api", "web"], "min_level": ["WARN"]}, lambda r: r["service"] in ("api", "web")),
     ({"level": ["DEBUG", "FATAL"]}, lambda r: True),
+    ({"not.service": ["web"], "not.level": ["INFO"]}, lambda r: r["service"] != "web"),
 ]
 
 
@@ -297,9 +298,7 @@ def test_service_and_level_facets_from_counts_equal_the_rows_counted(store, seed
         high = filters.until_us if filters.until_us is not None else 2**63
         levels = filters.levels or LEVELS
         rows = [
-            r
-            for r in seeded
-            if keep(r) and low <= r["created_at"] < high and r["level"] in levels
+            r for r in seeded if keep(r) and low <= r["created_at"] < high and r["level"] in levels
         ]
         assert rows, (window, extra)
         for field in ("service", "level"):

@@ -106,7 +106,7 @@ def histogram(store: Any, filters: Filters, buckets: int | str = DEFAULT_BUCKETS
 
 def _counted(filters: Filters) -> bool:
     """Whether log_counts can answer ``filters``: it keeps service, level and time alone."""
-    return filters.q is None and not filters.equals and not filters.meta
+    return filters.q is None and not filters.equals and not filters.meta and not filters.excludes
 
 
 def time_pieces(

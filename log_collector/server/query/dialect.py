@@ -86,6 +86,9 @@ class Dialect:
         if filters.services:
             clauses.append(f"service IN ({', '.join(p for _ in filters.services)})")
             params.extend(filters.services)
+        if filters.excluded_services:
+            clauses.append(f"service NOT IN ({', '.join(p for _ in filters.excluded_services)})")
+            params.extend(filters.excluded_services)
         if filters.levels is not None:
             if not filters.levels:
                 clauses.append("1 = 0")
@@ -108,6 +111,12 @@ class Dialect:
             params.append(self.time(filters.until_us))
         for column, value in filters.equals:
             clauses.append(f"{column} = {p}")
+            params.append(value)
+        for column, value in filters.excludes:
+            # NULL is not the value: a row without the field stays.
+            clauses.append(
+                f"{column} IS DISTINCT FROM {p}" if self.postgres else f"{column} IS NOT {p}"
+            )
             params.append(value)
         if filters.q is not None:
             if self.postgres:

@@ -18,7 +18,10 @@ The choices where the issue is silent:
 - ``q`` matches a substring of the message, case-insensitively (ASCII letters only on SQLite,
   whose ``lower()`` and ``LIKE`` fold ASCII alone: https://www.sqlite.org/lang_corefunc.html#lower);
 - ``meta.KEY=VALUE`` compares a top-level metadata key's value as text: a string as itself,
-  a number as its JSON text (``meta.order_id=42``), ``true``/``false``.
+  a number as its JSON text (``meta.order_id=42``), ``true``/``false``;
+- ``not.FIELD=VALUE`` (repeatable) leaves out the rows whose FIELD (``service``, ``level`` or a
+  column of EQUALITY_FILTERS) is VALUE, and keeps those where it is NULL: the dashboard's
+  "exclude" on a facet value. Excluded levels are taken out of the admitted ones.
 """
 
 from __future__ import annotations
@@ -54,6 +57,9 @@ FILTER_NAMES = frozenset(
     (*REPEATABLE_FILTERS, *EQUALITY_FILTERS, "min_level", "since", "until", "q")
 )
 META_PREFIX = "meta."
+NOT_PREFIX = "not."
+# The fields ``not.FIELD`` may name.
+EXCLUDABLE_FILTERS = (*REPEATABLE_FILTERS, *EQUALITY_FILTERS)
 
 # Bounds on what one request may ask, so a query string cannot make an unbounded statement.
 MAX_VALUE_CHARS = 1000
@@ -82,6 +88,11 @@ class Filters:
     q: str | None = None
     equals: tuple[tuple[str, str], ...] = ()
     meta: tuple[tuple[str, str], ...] = ()
+    # (column, value) pairs of EQUALITY_FILTERS a row must not have; excluded services are in
+    # ``excluded_services`` (log_counts can answer them) and excluded levels left out of
+    # ``levels``.
+    excludes: tuple[tuple[str, str], ...] = ()
+    excluded_services: tuple[str, ...] = ()
 
 
 def to_microseconds(seconds: float) -> int:
@@ -98,6 +109,7 @@ def parse_filters(
     single: dict[str, str] = {}
     repeated: dict[str, list[str]] = {name: [] for name in REPEATABLE_FILTERS}
     meta: list[tuple[str, str]] = []
+    excluded: dict[str, list[str]] = {name: [] for name in EXCLUDABLE_FILTERS}
     for name, values in params.items():
         if name in extra:
             continue
@@ -105,7 +117,16 @@ def parse_filters(
             values = [values]
         kept = [_checked_value(name, value) for value in values]
         kept = [value for value in kept if value != ""]
-        if name in REPEATABLE_FILTERS:
+        if name.startswith(NOT_PREFIX):
+            field = name[len(NOT_PREFIX) :]
+            if field not in excluded:
+                raise BadQuery(
+                    _printable(name), f"not. takes one of {', '.join(EXCLUDABLE_FILTERS)}"
+                )
+            if len(kept) > MAX_REPEATS:
+                raise BadQuery(name, f"at most {MAX_REPEATS} values")
+            excluded[field].extend(kept)
+        elif name in REPEATABLE_FILTERS:
             if len(kept) > MAX_REPEATS:
                 raise BadQuery(name, f"at most {MAX_REPEATS} values")
             repeated[name].extend(kept)
@@ -128,25 +149,40 @@ def parse_filters(
     if since_us is not None and until_us is not None and since_us >= until_us:
         raise BadQuery("since", "since must be earlier than until")
     equals = []
+    excludes = []
     for column in EQUALITY_FILTERS:
         value = single.get(column)
-        if value is None:
-            continue
-        if column == "environment":
-            value = _enum(column, value, ENVIRONMENTS, ENVIRONMENT_ALIASES)
-        elif column == "method":
-            value = _enum(column, value, METHODS, {})
-        equals.append((column, value))
+        if value is not None:
+            equals.append((column, _column_value(column, value)))
+        for value in dict.fromkeys(excluded[column]):
+            excludes.append((column, _column_value(f"{NOT_PREFIX}{column}", value, column)))
+    levels = _levels(repeated["level"], single.get("min_level"))
+    if excluded["level"]:
+        out = {_enum(f"{NOT_PREFIX}level", v, LEVELS, LEVEL_ALIASES) for v in excluded["level"]}
+        levels = tuple(level for level in (levels or LEVELS) if level not in out)
     return Filters(
         now_us=now_us,
         services=tuple(dict.fromkeys(repeated["service"])),
-        levels=_levels(repeated["level"], single.get("min_level")),
+        levels=levels,
         since_us=since_us,
         until_us=until_us,
         q=single.get("q"),
         equals=tuple(equals),
         meta=tuple(meta),
+        excludes=tuple(excludes),
+        excluded_services=tuple(dict.fromkeys(excluded["service"])),
     )
+
+
+def _column_value(name: str, value: str, column: str | None = None) -> str:
+    """``value`` of an EQUALITY_FILTERS column (``column``, else ``name``), enums in their
+    canonical spelling."""
+    column = column or name
+    if column == "environment":
+        return _enum(name, value, ENVIRONMENTS, ENVIRONMENT_ALIASES)
+    if column == "method":
+        return _enum(name, value, METHODS, {})
+    return value
 
 
 def int_param(

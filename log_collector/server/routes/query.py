@@ -160,8 +160,11 @@ FILTER_PARAMETERS = [
     *(_parameter(name, f"{name} equals this value.") for name in EQUALITY_FILTERS),
 ]
 FILTERS_NOTE = (
-    "Filters: the parameters listed, and `meta.KEY=VALUE` for a top-level metadata key's value "
-    "as text (`meta.order_id=42`). Deleted logs are never returned."
+    "Filters: the parameters listed, `meta.KEY=VALUE` for a top-level metadata key's value "
+    "as text (`meta.order_id=42`), and `not.FIELD=VALUE` (repeatable; FIELD one of service, "
+    "level, environment, trace_id, user_id, session_id, path, method, error_type, "
+    "function_name) to leave out the logs whose FIELD is VALUE (a log without the field "
+    "stays). Deleted logs are never returned."
 )
 
 
