@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-slow lint bench demo ui clean
+.PHONY: install test test-slow lint bench demo ui screenshots clean
 
 install: $(STAMP)
 
@@ -41,6 +41,11 @@ ui: $(STAMP)
 	@test -f $(DEMO_DB) || { echo "ui: no $(DEMO_DB) yet: run 'make demo' first"; exit 1; }
 	@echo "dashboard: http://127.0.0.1:$(UI_PORT)/ui/  (Ctrl-C stops the server)"
 	$(PY) -m log_collector serve --db sqlite:///$(DEMO_DB) --port $(UI_PORT) --no-access-log
+
+# The dashboard's pictures in docs/screenshots (the README shows them), taken by its browser
+# tests; a plain `make test` keeps its pictures in a temporary folder.
+screenshots: $(STAMP)
+	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/ui -k screenshot
 
 clean:
 	rm -rf $(VENV) dist build .pytest_cache .hypothesis

@@ -1,0 +1,320 @@
+"""Fixtures for the dashboard's browser tests: Debian's Chromium driven by Playwright, and a
+real server on SQLite seeded through the Python client.
+
+Chromium is ``/usr/bin/chromium`` (Playwright never downloads a browser here); without it the
+tests are skipped, except under ``CI=true``, where that is a failure (``.ci/run`` installs it).
+
+``ui_server`` is the server of a session: its data set is known (the ``seeded`` fixture names
+its services, trace, stack trace...), so tests can say what a page must show. A test that
+needs a server of its own (read keys, its own rows) uses ``make_ui_server``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+# server_helpers lives in tests/server, which is not a package (as in test_acknowledgement).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+from server_helpers import running_server  # noqa: E402
+
+from log_collector import AsyncLogClient  # noqa: E402
+from log_collector.server import create_app  # noqa: E402
+from log_collector.server.query.tail import TailSettings  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+UPDATE_SCREENSHOTS_ENV = "UPDATE_SCREENSHOTS"
+VIEWPORT = {"width": 1280, "height": 800}
+# Generous: a 2-core machine running the server, the client and Chromium at once.
+TIMEOUT_MS = 15_000
+
+# The seeded data set. Times are seconds before the session's start (NOW).
+NOW = time.time()
+SERVICES = ("api", "billing", "worker")
+PATHS = ("/api/users", "/api/orders", "/api/checkout")
+USERS = ("u-1", "u-2", "u-3", "u-4", "u-5")
+LEVEL_CYCLE = ("INFO", "INFO", "DEBUG", "INFO", "WARN", "INFO", "TRACE", "INFO", "ERROR", "INFO")
+SEEDED_ROWS = 300
+TRACE_ID = "trace-checkout-0001"
+# The services of the seeded trace, in the order they log.
+TRACE_SERVICES = ("api", "billing", "worker")
+STACK_TRACE = (
+    "Traceback (most recent call last):\n"
+    '  File "/srv/billing/charge.py", line 42, in charge\n'
+    "    gateway.capture(order)\n"
+    "ValueError: card declined"
+)
+FATAL_MESSAGE = "worker lost its database connection"
+
+
+@dataclass
+class UiServer:
+    """A running server: its base URL, its database URL, and a way to log more through the
+    client (``log(service, level, message, **fields)`` then ``flush()``)."""
+
+    url: str
+    db_url: str
+    spool_dir: Path
+    read_key: str | None = None
+    # Lines seed() stored.
+    rows: int = 0
+    clients: dict[str, AsyncLogClient] = field(default_factory=dict)
+
+    def client(self, service: str) -> AsyncLogClient:
+        if service not in self.clients:
+            self.clients[service] = AsyncLogClient(
+                self.url,
+                service=service,
+                spool_dir=self.spool_dir / service,
+                environment="production",
+                flush_interval=0.05,
+                max_backoff=0.2,
+                enable_global_error_handler=False,
+            )
+        return self.clients[service]
+
+    def log(self, service: str, level: str, message: str, /, **fields: Any) -> None:
+        self.client(service).log(level, message, auto_caller=False, **fields)
+
+    def flush(self) -> None:
+        """Wait until the server acknowledged everything logged: the rows are stored."""
+        for client in self.clients.values():
+            assert client.flush(timeout=20), f"{client.service}: not acknowledged in 20 s"
+
+    def close(self) -> None:
+        for client in self.clients.values():
+            client.close(timeout=5)
+        self.clients.clear()
+
+
+def seed(server: UiServer, rows: int = SEEDED_ROWS) -> None:
+    """The known data set: ``rows`` lines over the last 50 minutes across SERVICES, every
+    level, paths with durations, users, metadata, stack traces on errors, one FATAL, and the
+    multi-service trace TRACE_ID."""
+    for i in range(rows):
+        service = SERVICES[i % len(SERVICES)]
+        level = LEVEL_CYCLE[i % len(LEVEL_CYCLE)]
+        fields: dict[str, Any] = {
+            "created_at": NOW - 3000 + i * (2900 / rows),
+            "path": PATHS[i % len(PATHS)],
+            "method": "POST" if i % 2 else "GET",
+            "duration_ms": float(5 + (i * 37) % 400),
+            "user_id": USERS[i % len(USERS)],
+            "order_id": i,
+            "region": "eu-west" if i % 3 else "us-east",
+        }
+        if level == "ERROR":
+            fields["error_type"] = "ValueError" if i % 20 == 8 else "TimeoutError"
+            fields["stack_trace"] = STACK_TRACE
+        server.log(service, level, f"request {i} handled by {service}", **fields)
+    server.log(
+        "worker", "FATAL", FATAL_MESSAGE, created_at=NOW - 120, error_type="OperationalError"
+    )
+    for step, service in enumerate(TRACE_SERVICES):
+        server.log(
+            service,
+            "ERROR" if service == "billing" else "INFO",
+            f"checkout step {step + 1} in {service}",
+            created_at=NOW - 60 + step,
+            trace_id=TRACE_ID,
+            path="/api/checkout",
+            method="POST",
+            duration_ms=120.0 - step * 30,
+            **({"error_type": "ValueError", "stack_trace": STACK_TRACE} if step == 1 else {}),
+        )
+    server.flush()
+    server.rows += rows + 1 + len(TRACE_SERVICES)
+
+
+@contextlib.contextmanager
+def serve(
+    tmp_path: Path, *, read_keys: str | None = None, tail: TailSettings | None = None
+) -> Iterator[UiServer]:
+    """A server on ``tmp_path/logs.db`` (``create_app``, as ``log-collector serve`` makes it)
+    run by uvicorn on 127.0.0.1, with clients that log to it; no rows yet. Its tail polls
+    every 0.1 s unless ``tail`` says otherwise, so a new line shows soon after it is stored."""
+    db_url = f"sqlite:///{tmp_path / 'logs.db'}"
+    app = create_app(
+        db_url, read_keys=read_keys or (), api_keys=(), tail=tail or TailSettings(poll_s=0.1)
+    )
+    with running_server(app, timeout_graceful_shutdown=1) as url:
+        server = UiServer(url, db_url, tmp_path / "spool", read_key=read_keys)
+        try:
+            yield server
+        finally:
+            server.close()
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> str:
+    if not CHROMIUM.exists():
+        message = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and {message}")
+        pytest.skip(message)
+    return str(CHROMIUM)
+
+
+@pytest.fixture(scope="session")
+def browser(chromium_path: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=chromium_path, args=args)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture(scope="session")
+def ui_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[UiServer]:
+    """The session's server, seeded with the known data set (``seeded``)."""
+    with serve(tmp_path_factory.mktemp("ui-server")) as server:
+        seed(server)
+        yield server
+
+
+@pytest.fixture(scope="session")
+def seeded() -> SimpleNamespace:
+    """What ``ui_server`` holds: ``rows`` (every line, SEEDED_ROWS + the FATAL + the trace),
+    ``services``, ``paths``, ``users``, ``trace_id`` and ``trace_services`` (in the order they
+    log), ``stack_trace``, ``fatal_message``."""
+    return SimpleNamespace(
+        rows=SEEDED_ROWS + 1 + len(TRACE_SERVICES),
+        services=SERVICES,
+        paths=PATHS,
+        users=USERS,
+        trace_id=TRACE_ID,
+        trace_services=TRACE_SERVICES,
+        stack_trace=STACK_TRACE,
+        fatal_message=FATAL_MESSAGE,
+    )
+
+
+@pytest.fixture
+def make_ui_server(tmp_path: Path) -> Callable[..., Any]:
+    """``with make_ui_server(read_keys="k", rows=0, tail=None) as server:`` a server of the
+    test's own (``tail``: its TailSettings), seeded with ``rows`` lines of the data set and its
+    FATAL line and trace (``server.rows`` in all), or empty (``rows=0``)."""
+
+    @contextlib.contextmanager
+    def make(
+        *, read_keys: str | None = None, rows: int = 0, tail: TailSettings | None = None
+    ) -> Iterator[UiServer]:
+        with serve(tmp_path, read_keys=read_keys, tail=tail) as server:
+            if rows:
+                seed(server, rows)
+            yield server
+
+    return make
+
+
+class BrowserProblems:
+    """What went wrong in the page: console errors, uncaught exceptions, failed requests and
+    answers of status 400 and above. A test that expects some (a refused key) allows them by a
+    fragment of their text."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self._allowed: list[str] = []
+
+    def allow(self, fragment: str) -> None:
+        self._allowed.append(fragment)
+
+    def add(self, text: str) -> None:
+        self.seen.append(text)
+
+    def unexpected(self) -> list[str]:
+        return [s for s in self.seen if not any(a in s for a in self._allowed)]
+
+
+@pytest.fixture
+def page_problems() -> BrowserProblems:
+    return BrowserProblems()
+
+
+def _failed_request(request: Any) -> str | None:
+    failure = request.failure or ""
+    # Our own aborts (a page left, a stream stopped) are not failures.
+    if "ERR_ABORTED" in failure:
+        return None
+    return f"request failed: {request.method} {request.url}: {failure}"
+
+
+@pytest.fixture
+def page(browser: Any, page_problems: BrowserProblems) -> Iterator[Any]:
+    """A fresh context and page (1280x800) that records every problem; the test fails at
+    teardown if any it did not allow occurred."""
+    context = browser.new_context(viewport=VIEWPORT)
+    context.set_default_timeout(TIMEOUT_MS)
+    opened = context.new_page()
+    opened.on(
+        "console",
+        lambda message: (
+            page_problems.add(f"console {message.type}: {message.text}")
+            if message.type == "error"
+            else None
+        ),
+    )
+    opened.on("pageerror", lambda error: page_problems.add(f"page error: {error}"))
+
+    def on_failed(request: Any) -> None:
+        problem = _failed_request(request)
+        if problem:
+            page_problems.add(problem)
+
+    opened.on("requestfailed", on_failed)
+    opened.on(
+        "response",
+        lambda response: (
+            page_problems.add(f"HTTP {response.status}: {response.request.method} {response.url}")
+            if response.status >= 400
+            else None
+        ),
+    )
+    try:
+        yield opened
+        problems = page_problems.unexpected()
+    finally:
+        context.close()
+    assert [] == problems, "the page reported problems"
+
+
+@pytest.fixture
+def expect() -> Callable[..., Any]:
+    """Playwright's expect with the suite's generous timeout."""
+    from playwright.sync_api import expect as playwright_expect
+
+    playwright_expect.set_options(timeout=TIMEOUT_MS)
+    return playwright_expect
+
+
+@pytest.fixture
+def save_screenshot(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Any, str], Path]:
+    """``save_screenshot(page, "explore")`` saves ``explore.png`` (1280x800): into
+    docs/screenshots, the pictures the README shows, when ``$UPDATE_SCREENSHOTS`` is 1 (``make
+    screenshots``), else into a temporary folder, so a test run leaves the repository as it
+    was (the pictures hold the time of the run)."""
+    folder = SCREENSHOTS
+    if os.environ.get(UPDATE_SCREENSHOTS_ENV) != "1":
+        folder = tmp_path_factory.mktemp("screenshots")
+
+    def save(page: Any, name: str) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{name}.png"
+        page.screenshot(path=str(path))
+        return path
+
+    return save
