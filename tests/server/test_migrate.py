@@ -20,6 +20,7 @@ STEPS = [
     "0002_reader_role",
     "0003_time_index_and_log_counts",
     "0004_saved_views",
+    "0005_log_counts_by_service",
 ]
 
 

@@ -70,8 +70,9 @@ def insert(store: Any, recs: list[dict[str, Any]]) -> tuple[int, int]:
 
 
 def counts_table(db_url: str) -> Counter:
-    """log_counts as {(granule_s, bucket_us, service, level): n}, zero counts left out."""
-    sql = "SELECT granule_s, bucket_us, service, level, n FROM log_counts"
+    """log_counts as {(granule_s, bucket_us, service, level): n}, zero counts left out, read
+    through the view log_counts_by_level (migrations/*/0005_*)."""
+    sql = "SELECT granule_s, bucket_us, service, level, n FROM log_counts_by_level"
     if db_url.startswith("sqlite:///"):
         conn = sqlite3.connect(db_url[len("sqlite:///") :])
         try:
@@ -241,27 +242,34 @@ def test_time_pieces_tile_the_window_with_aligned_granules(low, high, granules):
             assert 0 == start % (granule * 1_000_000) == end % (granule * 1_000_000)
 
 
-def test_rows_stored_before_the_migration_are_counted_by_it(fresh_db_url, monkeypatch):
-    """Migrating a database that already holds rows fills log_counts from its live rows."""
+@pytest.mark.parametrize(
+    ("cut", "first_applied"),
+    [("0003", "0003_time_index_and_log_counts"), ("0005", "0005_log_counts_by_service")],
+)
+def test_rows_stored_before_the_migration_are_counted_by_it(
+    fresh_db_url, monkeypatch, cut, first_applied
+):
+    """Migrating a database that already holds rows fills log_counts from its live rows: 0003,
+    which creates the counts, and 0005, which gives them a row per service on PostgreSQL."""
     from log_collector.common import migrations
     from log_collector.server.store import postgres_migrations
 
     def earlier_files(kind: str) -> list[tuple[str, str]]:
-        return [(name, sql) for name, sql in sql_files(kind) if name < "0003"]
+        return [(name, sql) for name, sql in sql_files(kind) if name < cut]
 
     with monkeypatch.context() as patch:
         patch.setattr(migrations, "sql_files", earlier_files)
         patch.setattr(postgres_migrations, "sql_files", earlier_files)
         store = open_store(fresh_db_url)
         try:
-            assert 2 == len(store.migrate())
+            assert int(cut) - 1 == len(store.migrate())
             insert(store, records(200, seed=5))
         finally:
             store.close()
     execute(fresh_db_url, "UPDATE logs SET deleted = TRUE WHERE id % 9 = 0")
     store = open_store(fresh_db_url)
     try:
-        assert "0003_time_index_and_log_counts" == store.migrate()[0]
+        assert first_applied == store.migrate()[0]
     finally:
         store.close()
     assert counted_from_rows(fresh_db_url) == counts_table(fresh_db_url)

@@ -21,8 +21,9 @@ NICE_INTERVALS_S = (
     1, 5, 10, 30, 60, 300, 600, 900, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400,
 )  # fmt: skip
 
-# The granules of the log_counts table (migrations/*/0003_time_index_and_log_counts.sql), in
-# seconds, coarsest first; each divides the one before it.
+# The granules of the log_counts table (migrations/*/0003_time_index_and_log_counts.sql, read
+# through the view log_counts_by_level of migrations/*/0005_*), in seconds, coarsest first;
+# each divides the one before it.
 COUNT_GRANULES_S = (1800, 60)
 
 # The columns /api/facets may count: short, repeated values worth grouping by.
@@ -159,7 +160,7 @@ def _counts_part(
     level = "level::text" if d.postgres else "level"
     return (
         f"SELECT (bucket_us - {d.p}) / {d.p} AS bucket, {level}, sum(n) "
-        f"FROM log_counts WHERE {where} GROUP BY 1, 2",
+        f"FROM log_counts_by_level WHERE {where} GROUP BY 1, 2",
         [start_us, interval_us, *params],
     )
 
@@ -255,7 +256,10 @@ def _counted_facet(d: Dialect, filters: Filters, field: str) -> tuple[str, list[
             sql = f"SELECT {field} AS value, count(*) AS n FROM logs WHERE {where} GROUP BY {group}"
         else:
             where, params = _counts_where(d, filters, granule, low_us, high_us)
-            sql = f"SELECT {field} AS value, sum(n) AS n FROM log_counts WHERE {where} GROUP BY 1"
+            sql = (
+                f"SELECT {field} AS value, sum(n) AS n FROM log_counts_by_level WHERE {where} "
+                "GROUP BY 1"
+            )
         parts.append((sql, params))
     union = " UNION ALL ".join(sql for sql, _ in parts)
     return (
@@ -304,8 +308,8 @@ def services(store: Any, now: float) -> list[dict[str, Any]]:
         pairs = conn.execute(
             f"SELECT c.service, c.n, (SELECT max(l.created_at) FROM logs AS l "
             f"WHERE l.service = c.service AND l.level = c.level AND l.deleted = FALSE) "
-            f"FROM (SELECT service, level, sum(n) AS n FROM log_counts WHERE granule_s = {p} "
-            f"GROUP BY service, level HAVING sum(n) > 0) AS c",
+            f"FROM (SELECT service, level, sum(n) AS n FROM log_counts_by_level "
+            f"WHERE granule_s = {p} GROUP BY service, level HAVING sum(n) > 0) AS c",
             [COUNT_GRANULES_S[0]],
         ).fetchall()
         sql, params = _counted_facet(d, recent, "service")
