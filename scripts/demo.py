@@ -1,7 +1,8 @@
 """`make demo`: the whole promise in one run, on the embedded SQLite store.
 
 1. starts the ingest server (`python -m log_collector.server`) on a fresh SQLite file;
-2. runs an app that logs 20,000 records from 4 threads, and SIGKILLs it part-way;
+2. runs an app that logs 20,000 records from 4 threads (each an order's request, with
+   method, path and duration_ms), and SIGKILLs it part-way;
 3. starts the app again on the same spool directory: it adopts the killed
    process's spool, logs the rest, and flushes;
 4. reads the store and prints what arrived: logged, stored, lost, duplicated.

@@ -7,13 +7,11 @@ first, ``top`` of them; bad parameters are a 400 naming them; the read scope app
 from __future__ import annotations
 
 import random
-import sqlite3
 import statistics
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
 import pytest
 import requests
 from server_helpers import row
@@ -92,20 +90,10 @@ def insert(db_url: str, rows: list[Seeded], now: float) -> None:
                 for r in rows
             ]
         )
+        with store.writing() as conn:
+            conn.execute("UPDATE logs SET deleted = TRUE WHERE message LIKE 'deleted%'")
     finally:
         store.close()
-    execute(db_url, "UPDATE logs SET deleted = TRUE WHERE message LIKE 'deleted%'")
-
-
-def execute(db_url: str, sql: str) -> None:
-    if db_url.startswith("sqlite:///"):
-        conn = sqlite3.connect(db_url[len("sqlite:///") :])
-        with conn:
-            conn.execute(sql)
-        conn.close()
-    else:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute(sql)
 
 
 def percentile_cont(values: list[float], fraction: float) -> float:

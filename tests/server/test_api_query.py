@@ -8,13 +8,11 @@ keys are enforced, and no query string gets a 500."""
 from __future__ import annotations
 
 import random
-import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-import psycopg
 import pytest
 import requests
 from hypothesis import HealthCheck, given, settings
@@ -63,17 +61,10 @@ def seed(store: Any, count: int = 90) -> None:
     store.insert(rows)
 
 
-def delete_some(db_url: str) -> None:
-    """Marks every fifth row deleted, on a connection of its own."""
-    sql = "UPDATE logs SET deleted = TRUE WHERE id % 5 = 0"
-    if db_url.startswith("sqlite:///"):
-        conn = sqlite3.connect(db_url[len("sqlite:///") :])
-        with conn:
-            conn.execute(sql)
-        conn.close()
-    else:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute(sql)
+def delete_some(store: Any) -> None:
+    """Marks every fifth row deleted."""
+    with store.writing() as conn:
+        conn.execute("UPDATE logs SET deleted = TRUE WHERE id % 5 = 0")
 
 
 @pytest.fixture
@@ -89,7 +80,7 @@ def store(db_url: str) -> Iterator[Any]:
 def url(db_url: str, store: Any, serve) -> str:
     """A server on a store holding the seeded rows, every fifth deleted."""
     seed(store)
-    delete_some(db_url)
+    delete_some(store)
     return serve(create_app(db_url))
 
 

@@ -50,6 +50,13 @@ def save(url: str, body: Any, **request: Any) -> requests.Response:
     return requests.post(f"{url}/api/views", json=body, timeout=30, **request)
 
 
+def post_bytes(url: str, data: bytes, content_type: str = "application/json") -> requests.Response:
+    """A POST /api/views whose body is ``data`` as it is, declared as ``content_type``."""
+    return requests.post(
+        f"{url}/api/views", data=data, headers={"Content-Type": content_type}, timeout=30
+    )
+
+
 def listed(url: str, **request: Any) -> list[dict[str, Any]]:
     response = requests.get(f"{url}/api/views", timeout=30, **request)
     assert 200 == response.status_code, response.text
@@ -157,33 +164,18 @@ def test_a_bad_view_is_a_400_naming_the_field_and_stores_nothing(url, body, para
 
 
 def test_a_body_that_is_not_json_is_a_400_naming_the_body(url):
-    response = requests.post(
-        f"{url}/api/views",
-        data=b'{"name": "x", ',
-        headers={"Content-Type": "application/json"},
-        timeout=30,
-    )
+    response = post_bytes(url, b'{"name": "x", ')
     assert (400, "body") == (response.status_code, response.json()["parameter"])
 
 
 def test_an_unknown_field_with_an_unpaired_surrogate_is_named_escaped(url):
-    response = requests.post(
-        f"{url}/api/views",
-        data=b'{"name": "x", "page": "explore", "\\ud800": 1}',
-        headers={"Content-Type": "application/json"},
-        timeout=30,
-    )
+    response = post_bytes(url, b'{"name": "x", "page": "explore", "\\ud800": 1}')
     assert (400, "\\ud800") == (response.status_code, response.json()["parameter"])
 
 
 def test_a_body_not_sent_as_json_is_a_415(url):
     """A cross-site HTML form can send text/plain without a CORS preflight, not JSON."""
-    response = requests.post(
-        f"{url}/api/views",
-        data=b'{"name": "x", "page": "explore"}',
-        headers={"Content-Type": "text/plain"},
-        timeout=30,
-    )
+    response = post_bytes(url, b'{"name": "x", "page": "explore"}', "text/plain")
     assert (415, []) == (response.status_code, listed(url))
 
 

@@ -1,7 +1,10 @@
-"""The SQLite store's writer thread: batches from many threads, one transaction."""
+"""The SQLite store: its writer thread (batches from many threads, one transaction), its pool
+of read connections (readers beside each other and beside a write, at most READ_CONNECTIONS,
+returned rolled back, closed with the store), and its migrations."""
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import uuid
@@ -14,12 +17,17 @@ from sqlite_utils.migrations import Migrations
 from log_collector.common.migrations import split_statements, sql_files
 from log_collector.server import open_store
 from log_collector.server.store.base import ROW_COLUMNS, StoreUnavailable
+from log_collector.server.store.sqlite import READ_CONNECTIONS
 
 
-def migrated(tmp_path):
-    store = open_store(f"sqlite:///{tmp_path}/logs.db")
+def migrated(tmp_path, timeout: float = 5.0):
+    store = open_store(f"sqlite:///{tmp_path}/logs.db", timeout=timeout)
     store.migrate()
     return store
+
+
+def count_logs(conn: sqlite3.Connection) -> int:
+    return conn.execute("SELECT count(*) FROM logs").fetchone()[0]
 
 
 def test_batches_inserted_at_once_from_many_threads_each_get_their_own_counts(tmp_path):
@@ -91,6 +99,102 @@ def test_a_batch_larger_than_one_statement_is_stored_whole_with_its_counts(tmp_p
         store.close()
     messages = [r["message"] for r in stored_rows(f"sqlite:///{tmp_path}/logs.db")]
     assert ["repeated", *(f"m{i}" for i in range(2_499))] == messages
+
+
+# the read connections
+
+
+def test_a_second_reader_is_served_while_a_first_holds_its_read_transaction(tmp_path):
+    """WAL readers do not block each other: the second reader needs no wait (the store's
+    timeout is a liveness bound only), and each reads its own snapshot beside a write."""
+    store = migrated(tmp_path, timeout=30)
+    try:
+        store.insert([row("before")])
+        with store.reading() as first:
+            first.execute("BEGIN")
+            assert 1 == count_logs(first)
+            store.insert([row("after")])
+            with store.reading() as second:
+                assert second is not first
+                assert 2 == count_logs(second)
+            assert 1 == count_logs(first)
+            first.execute("COMMIT")
+    finally:
+        store.close()
+
+
+def test_with_every_reader_held_the_next_is_refused_after_the_store_timeout(tmp_path):
+    store = migrated(tmp_path, timeout=0.2)
+    try:
+        with contextlib.ExitStack() as held:
+            for _ in range(READ_CONNECTIONS):
+                held.enter_context(store.reading())
+            busy = pytest.raises(StoreUnavailable, match="every read connection is busy")
+            with busy, store.reading():
+                pass
+        # Once they are returned, a reader is served again.
+        with store.reading() as conn:
+            assert 0 == count_logs(conn)
+    finally:
+        store.close()
+
+
+def test_a_waiting_reader_gets_the_connection_the_first_to_finish_returns(tmp_path):
+    store = migrated(tmp_path, timeout=30)
+    served: list[sqlite3.Connection] = []
+    done = threading.Event()
+
+    def wait_for_a_reader() -> None:
+        with store.reading() as conn:
+            served.append(conn)
+        done.set()
+
+    try:
+        with contextlib.ExitStack() as held:
+            conns = [held.enter_context(store.reading()) for _ in range(READ_CONNECTIONS)]
+            waiter = threading.Thread(target=wait_for_a_reader)
+            waiter.start()
+            # While every reader is held the waiter is not served (were it, it would be well
+            # within this wait).
+            assert not done.wait(0.2)
+        waiter.join(10)
+        assert done.is_set()
+        assert served[0] in conns
+    finally:
+        store.close()
+
+
+def test_a_reader_returned_inside_its_transaction_is_rolled_back_and_reused(tmp_path):
+    """A request that fails half-way leaves its transaction open: the store rolls it back, so
+    the next request on that connection reads fresh data and the write lock is free."""
+    store = migrated(tmp_path, timeout=2)
+    try:
+        with pytest.raises(RuntimeError), store.reading() as conn:
+            returned = conn
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute(
+                "INSERT INTO saved_views (name, page, query, created_at) "
+                "VALUES ('draft', 'explore', '', 0)"
+            )
+            raise RuntimeError("the request failed before COMMIT")
+        with store.reading() as conn:
+            assert conn is returned
+            assert not conn.in_transaction
+            assert [] == conn.execute("SELECT name FROM saved_views").fetchall()
+        # The write lock went with the transaction: the writer thread commits.
+        assert (1, 0) == store.insert([row()])
+    finally:
+        store.close()
+
+
+def test_close_closes_the_idle_readers(tmp_path):
+    store = migrated(tmp_path)
+    with store.reading() as first, store.reading() as second:
+        readers = [first, second]
+    store.close()
+    for conn in readers:
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+            conn.execute("SELECT 1")
 
 
 def test_a_database_made_before_integer_times_keeps_every_row_and_time(tmp_path):

@@ -121,7 +121,7 @@ def parse_filters(
             field = name[len(NOT_PREFIX) :]
             if field not in excluded:
                 raise BadQuery(
-                    _printable(name), f"not. takes one of {', '.join(EXCLUDABLE_FILTERS)}"
+                    printable(name), f"not. takes one of {', '.join(EXCLUDABLE_FILTERS)}"
                 )
             if len(kept) > MAX_REPEATS:
                 raise BadQuery(name, f"at most {MAX_REPEATS} values")
@@ -140,7 +140,7 @@ def parse_filters(
             else:
                 meta.append((_meta_key(name), kept[0]))
         else:
-            raise BadQuery(_printable(name), "unknown parameter")
+            raise BadQuery(printable(name), "unknown parameter")
     if len(meta) > MAX_META_FILTERS:
         raise BadQuery("meta", f"at most {MAX_META_FILTERS} metadata filters")
 
@@ -285,7 +285,7 @@ def _meta_key(name: str) -> str:
     if not key:
         raise BadQuery(name, "name a metadata key: meta.KEY=VALUE")
     if len(key) > MAX_META_KEY_CHARS:
-        raise BadQuery(_printable(name), f"a metadata key has at most {MAX_META_KEY_CHARS} chars")
+        raise BadQuery(printable(name), f"a metadata key has at most {MAX_META_KEY_CHARS} chars")
     return key
 
 
@@ -293,17 +293,17 @@ def _checked_value(name: str, value: object) -> str:
     """``value`` when it is text both stores can bind: no NUL (PostgreSQL text cannot hold
     one), no unpaired surrogate (not encodable as UTF-8), at most MAX_VALUE_CHARS."""
     if not isinstance(value, str):
-        raise BadQuery(_printable(name), "must be text")
+        raise BadQuery(printable(name), "must be text")
     if len(value) > MAX_VALUE_CHARS:
-        raise BadQuery(_printable(name), f"at most {MAX_VALUE_CHARS} characters")
-    if "\x00" in value or not _encodable(value):
-        raise BadQuery(_printable(name), "contains a NUL or an unpaired surrogate")
-    if not _encodable(name) or "\x00" in name:
-        raise BadQuery(_printable(name), "contains a NUL or an unpaired surrogate")
+        raise BadQuery(printable(name), f"at most {MAX_VALUE_CHARS} characters")
+    if "\x00" in value or not encodable(value):
+        raise BadQuery(printable(name), "contains a NUL or an unpaired surrogate")
+    if not encodable(name) or "\x00" in name:
+        raise BadQuery(printable(name), "contains a NUL or an unpaired surrogate")
     return value
 
 
-def _encodable(text: str) -> bool:
+def encodable(text: str) -> bool:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -311,10 +311,10 @@ def _encodable(text: str) -> bool:
     return True
 
 
-def _printable(name: object) -> str:
+def printable(name: object) -> str:
     """A parameter name safe to echo in an error: bounded, every odd character escaped."""
     text = name if isinstance(name, str) else repr(name)
     text = text[:100]
-    if text.isprintable() and _encodable(text):
+    if text.isprintable() and encodable(text):
         return text
     return text.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")

@@ -14,7 +14,7 @@ from typing import Any
 
 from .dialect import Dialect, dialect_of, snapshot
 from .errors import BadQuery, NotFound
-from .filters import checked_int, iso, to_microseconds
+from .filters import checked_int, encodable, iso, printable, to_microseconds
 
 # The pages of /ui/ a view may open.
 PAGES = ("explore", "tail", "trace", "overview")
@@ -46,14 +46,14 @@ def parse_view(body: object) -> View:
         raise BadQuery("body", "must be a JSON object with name, page and query")
     for key in body:
         if key not in FIELDS:
-            raise BadQuery(_shown(key), f"unknown field: give {', '.join(FIELDS)}")
+            raise BadQuery(printable(key), f"unknown field: give {', '.join(FIELDS)}")
     name = body.get("name")
     if not isinstance(name, str):
         raise BadQuery("name", "required, as text")
     name = name.strip()
     if not 1 <= len(name) <= MAX_NAME_CHARS:
         raise BadQuery("name", f"must be 1 to {MAX_NAME_CHARS} characters")
-    if not name.isprintable() or not _encodable(name):
+    if not name.isprintable() or not encodable(name):
         raise BadQuery("name", "may not hold control characters or unpaired surrogates")
     page = body.get("page")
     if page not in PAGES:
@@ -118,19 +118,3 @@ def _view(d: Dialect, row: tuple[Any, ...]) -> dict[str, Any]:
         "query": query,
         "created_at": iso(d.us(created_at)),
     }
-
-
-def _shown(key: str) -> str:
-    """A field name safe to echo in an error: bounded, and escaped unless printable UTF-8."""
-    key = key[:100]
-    if key.isprintable() and _encodable(key):
-        return key
-    return key.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
-
-
-def _encodable(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True

@@ -48,7 +48,8 @@ from ..query.sqlguard import (
 )
 from ..state import ServerState, state_of
 from ..store import StoreUnavailable
-from ._answers import RETRY_AFTER_S, forget_frames, unauthorised
+from ._answers import unauthorised
+from ._read_api import failure, json_request_body, store_unavailable
 
 # A statement is at most MAX_SQL_CHARS characters; JSON may spell each as a 6-byte \uXXXX
 # escape, so a longer body cannot hold a statement the guard would take.
@@ -89,12 +90,7 @@ class SqlFailure(BaseModel):
     "/sql",
     summary="Run one read-only SELECT",
     response_model=None,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": SqlRequest.model_json_schema()}},
-        }
-    },
+    openapi_extra=json_request_body(SqlRequest),
     responses={
         200: {"model": SqlAnswer, "description": "The rows."},
         400: {"model": SqlFailure, "description": "Bad body, refused statement or query error."},
@@ -129,12 +125,6 @@ async def post_sql(request: Request) -> JSONResponse:
         return parsed
     sql, limit = parsed
     return await to_thread.run_sync(run_sql, state, sql, limit, limiter=state.sql_slots())
-
-
-def failure(
-    status: int, error: str, reason: str, headers: dict[str, str] | None = None
-) -> JSONResponse:
-    return JSONResponse({"error": error, "reason": reason}, status_code=status, headers=headers)
 
 
 class _TooLarge(Exception):
@@ -201,10 +191,7 @@ def run_sql(state: ServerState, sql: str, limit: int) -> JSONResponse:
     except SqlTimeout as exc:
         return failure(504, "timeout", exc.reason)
     except (SqlStoreUnavailable, StoreUnavailable) as exc:
-        forget_frames(exc)
-        return failure(
-            503, "unavailable", f"store unavailable: {exc}", {"Retry-After": str(RETRY_AFTER_S)}
-        )
+        return store_unavailable(exc)
     except RecursionError:
         # A JSON value nested deeper than Python decodes or encodes (PostgreSQL takes more).
         return failure(400, "query_error", "a value of the result is nested too deeply to return")

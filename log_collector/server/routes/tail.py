@@ -39,7 +39,7 @@ from ..query.tail import TailCursor, newest_id, parse_last_event_id
 from ..state import ServerState, state_of
 from ..store import StoreUnavailable
 from ._answers import RETRY_AFTER_S, unauthorised
-from .query import (
+from ._read_api import (
     FILTER_PARAMETERS,
     FILTERS_NOTE,
     Failure,
