@@ -1,4 +1,5 @@
-"""The built wheel ships the SQL migrations and they are found once installed.
+"""The built wheel ships the SQL migrations and the dashboard's static files, and the
+migrations are found once installed.
 
 The default suite builds the wheel once, checks its contents and metadata, installs it
 without dependencies into a private directory and imports it from outside the repository.
@@ -85,6 +86,17 @@ def test_the_wheel_contains_every_migration_under_the_package(wheel):
         for name in files
     }
     assert "log_collector/migrations/spool/0001_initial.sql" in expected
+    assert set() == expected - names
+
+
+def test_the_wheel_contains_every_static_file_of_the_dashboard(wheel):
+    static = REPO / "log_collector" / "server" / "ui" / "static"
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+
+    expected = {path.relative_to(REPO).as_posix() for path in static.rglob("*") if path.is_file()}
+    assert "log_collector/server/ui/static/index.html" in expected
+    assert "log_collector/server/ui/static/js/app.js" in expected
     assert set() == expected - names
 
 

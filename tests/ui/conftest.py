@@ -245,51 +245,76 @@ def page_problems() -> BrowserProblems:
     return BrowserProblems()
 
 
-def _failed_request(request: Any) -> str | None:
-    failure = request.failure or ""
-    # Our own aborts (a page left, a stream stopped) are not failures.
-    if "ERR_ABORTED" in failure:
-        return None
-    return f"request failed: {request.method} {request.url}: {failure}"
+def _record_problems(opened: Any, problems: BrowserProblems) -> None:
+    """Adds to ``problems`` every console error, uncaught exception, failed request (but our
+    own aborts) and answer of status 400 and above of the page ``opened``."""
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            problems.add(f"console {message.type}: {message.text}")
+
+    def on_failed(request: Any) -> None:
+        # Our own aborts (a page left, a stream stopped) are not failures.
+        if "ERR_ABORTED" not in (request.failure or ""):
+            problems.add(f"request failed: {request.method} {request.url}: {request.failure}")
+
+    def on_response(response: Any) -> None:
+        if response.status >= 400:
+            problems.add(f"HTTP {response.status}: {response.request.method} {response.url}")
+
+    opened.on("console", on_console)
+    opened.on("pageerror", lambda error: problems.add(f"page error: {error}"))
+    opened.on("requestfailed", on_failed)
+    opened.on("response", on_response)
 
 
 @pytest.fixture
-def page(browser: Any, page_problems: BrowserProblems) -> Iterator[Any]:
-    """A fresh context and page (1280x800) that records every problem; the test fails at
-    teardown if any it did not allow occurred."""
-    context = browser.new_context(viewport=VIEWPORT)
-    context.set_default_timeout(TIMEOUT_MS)
-    opened = context.new_page()
-    opened.on(
-        "console",
-        lambda message: (
-            page_problems.add(f"console {message.type}: {message.text}")
-            if message.type == "error"
-            else None
-        ),
-    )
-    opened.on("pageerror", lambda error: page_problems.add(f"page error: {error}"))
+def new_page(browser: Any, page_problems: BrowserProblems) -> Iterator[Callable[..., Any]]:
+    """``new_page(**context_options)``: a page in a fresh browser context (1280x800 and the
+    suite's timeout unless ``context_options`` say otherwise, e.g. ``bypass_csp=True``) that
+    records every problem in ``page_problems``; the test fails at teardown if any it did not
+    allow occurred."""
+    contexts: list[Any] = []
 
-    def on_failed(request: Any) -> None:
-        problem = _failed_request(request)
-        if problem:
-            page_problems.add(problem)
+    def make(**context_options: Any) -> Any:
+        context = browser.new_context(**{"viewport": VIEWPORT, **context_options})
+        contexts.append(context)
+        context.set_default_timeout(TIMEOUT_MS)
+        opened = context.new_page()
+        _record_problems(opened, page_problems)
+        return opened
 
-    opened.on("requestfailed", on_failed)
-    opened.on(
-        "response",
-        lambda response: (
-            page_problems.add(f"HTTP {response.status}: {response.request.method} {response.url}")
-            if response.status >= 400
-            else None
-        ),
-    )
     try:
-        yield opened
+        yield make
         problems = page_problems.unexpected()
     finally:
-        context.close()
+        for context in contexts:
+            context.close()
     assert [] == problems, "the page reported problems"
+
+
+@pytest.fixture
+def page(new_page: Callable[..., Any]) -> Any:
+    """A fresh context and page (1280x800) that records every problem (see ``new_page``)."""
+    return new_page()
+
+
+# Run in the page before its scripts: keeps every text the error banner shows.
+BANNER_WATCH_JS = """
+window.__bannerTexts = [];
+new MutationObserver(() => {
+  const banner = document.getElementById("error-banner");
+  if (banner && !banner.hidden) window.__bannerTexts.push(banner.textContent);
+}).observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
+"""
+
+
+@pytest.fixture
+def banner_texts(page: Any) -> Callable[[], list[str]]:
+    """``banner_texts()``: every text the error banner showed in ``page`` since its first
+    navigation, so a test can say the banner never showed, not only that it is hidden now."""
+    page.add_init_script(BANNER_WATCH_JS)
+    return lambda: page.evaluate("() => window.__bannerTexts")
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from ui_helpers import facet_values
 
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 
@@ -24,6 +25,13 @@ def query_of(page) -> dict[str, list[str]]:
 
 def attribute_of_rows(page, name: str) -> list[str]:
     return rows(page).evaluate_all(f"rows => rows.map(row => row.dataset.{name})")
+
+
+def expect_rows_but_none_that(page, expect, selector: str) -> None:
+    """Rows are listed, and none of them matches ``selector`` (such as ``[data-level=INFO]``
+    or ``:not([data-level=ERROR])``)."""
+    expect(page.locator(f"[data-testid=log-row]{selector}")).to_have_count(0)
+    expect(rows(page).first).to_be_visible()
 
 
 def open_explore(page, expect, ui_server, query: str = "") -> None:
@@ -43,9 +51,31 @@ def test_explore_shows_the_newest_lines_a_histogram_and_facets(page, expect, ui_
     expect(rows(page)).to_have_count(100)
     expect(page.get_by_test_id("histogram-bar").first).to_be_attached()
     assert seeded.rows == sum(legend_total(page, level) for level in LEVELS)
-    services = page.locator("[data-testid=facet-value][data-field=service]")
+    services = facet_values(page, "service")
     values = services.evaluate_all("values => values.map(v => v.dataset.value)")
     assert sorted(seeded.services) == sorted(values)
+
+
+def test_the_rows_are_asked_first_and_the_facets_and_services_once_they_arrived(
+    page, expect, ui_server, seeded
+):
+    """The results table waits for nothing: its request is the page's first, the histogram's
+    may go beside it, and the facets and the service list are asked after the rows came."""
+    events = []
+    page.on("request", lambda request: events.append(("asked", urlsplit(request.url).path)))
+    page.on("requestfinished", lambda request: events.append(("got", urlsplit(request.url).path)))
+
+    open_explore(page, expect, ui_server)
+    expect(facet_values(page, "service").first).to_be_visible()
+    # The placeholder and a name per service.
+    service_options = page.get_by_test_id("filter-service").locator("option")
+    expect(service_options).to_have_count(1 + len(seeded.services))
+
+    api_events = [event for event in events if event[1].startswith("/api/")]
+    assert ("asked", "/api/logs") == api_events[0], api_events
+    rows_came = api_events.index(("got", "/api/logs"))
+    assert rows_came < api_events.index(("asked", "/api/facets")), api_events
+    assert rows_came < api_events.index(("asked", "/api/services")), api_events
 
 
 def test_screenshot_of_explore_with_a_line_open(page, expect, ui_server, save_screenshot):
@@ -64,8 +94,7 @@ def test_choosing_level_error_changes_the_rows_the_histogram_and_the_url(page, e
     page.get_by_test_id("filter-level-ERROR").click()
 
     expect(page).to_have_url(re.compile(r"[?&]level=ERROR(&|$)"))
-    expect(page.locator("[data-testid=log-row]:not([data-level=ERROR])")).to_have_count(0)
-    expect(rows(page).first).to_be_visible()
+    expect_rows_but_none_that(page, expect, ":not([data-level=ERROR])")
     # The histogram counts only what the filters admit.
     expect(page.get_by_test_id("legend-INFO")).to_have_count(0)
     expect(page.get_by_test_id("legend-ERROR")).to_be_visible()
@@ -157,51 +186,46 @@ def test_clicking_a_level_in_the_legend_filters_by_it(page, expect, ui_server):
     page.get_by_test_id("legend-WARN").click()
 
     expect(page).to_have_url(re.compile(r"[?&]level=WARN(&|$)"))
-    expect(page.locator("[data-testid=log-row]:not([data-level=WARN])")).to_have_count(0)
-    expect(rows(page).first).to_be_visible()
+    expect_rows_but_none_that(page, expect, ":not([data-level=WARN])")
 
 
 def test_a_facet_click_filters_by_its_value(page, expect, ui_server):
     open_explore(page, expect, ui_server)
-    facet = page.locator("[data-testid=facet-value][data-field=service][data-value=billing]")
+    facet = facet_values(page, "service", "billing")
 
     facet.get_by_test_id("facet-include").click()
 
     expect(page).to_have_url(re.compile(r"[?&]service=billing(&|$)"))
-    expect(page.locator("[data-testid=log-row]:not([data-service=billing])")).to_have_count(0)
-    expect(rows(page).first).to_be_visible()
-    expect(page.locator("[data-testid=facet-value][data-field=service]")).to_have_count(1)
+    expect_rows_but_none_that(page, expect, ":not([data-service=billing])")
+    expect(facet_values(page, "service")).to_have_count(1)
 
 
 def test_excluding_a_level_facet_lists_every_other_level(page, expect, ui_server):
     open_explore(page, expect, ui_server)
-    facet = page.locator("[data-testid=facet-value][data-field=level][data-value=INFO]")
+    facet = facet_values(page, "level", "INFO")
 
     facet.get_by_test_id("facet-exclude").click()
 
     expect(page).to_have_url(
         re.compile(r"level=TRACE&level=DEBUG&level=WARN&level=ERROR&level=FATAL")
     )
-    expect(page.locator("[data-testid=log-row][data-level=INFO]")).to_have_count(0)
-    expect(rows(page).first).to_be_visible()
+    expect_rows_but_none_that(page, expect, "[data-level=INFO]")
 
 
 def test_excluding_a_service_facet_leaves_its_rows_out_and_shows_in_the_text_box(
     page, expect, ui_server
 ):
     open_explore(page, expect, ui_server)
-    facet = page.locator("[data-testid=facet-value][data-field=service][data-value=billing]")
+    facet = facet_values(page, "service", "billing")
 
     facet.get_by_test_id("facet-exclude").click()
 
     expect(page).to_have_url(re.compile(r"[?&]not\.service=billing(&|$)"))
-    expect(page.locator("[data-testid=log-row][data-service=billing]")).to_have_count(0)
-    expect(rows(page).first).to_be_visible()
+    expect_rows_but_none_that(page, expect, "[data-service=billing]")
     expect(facet).to_have_count(0)
     expect(page.get_by_test_id("filter-q")).to_have_value(re.compile(r"-service:billing"))
     page.reload()
-    expect(page.locator("[data-testid=log-row][data-service=billing]")).to_have_count(0)
-    expect(rows(page).first).to_be_visible()
+    expect_rows_but_none_that(page, expect, "[data-service=billing]")
 
 
 def test_scrolling_loads_the_next_pages_with_no_repeated_row(page, expect, ui_server, seeded):

@@ -23,10 +23,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from payloads import PAYLOADS, payloads, short, without_slash
-
-# As conftest's page fixture makes its pages.
-VIEWPORT = {"width": 1280, "height": 800}
-TIMEOUT_MS = 15_000
+from ui_helpers import attribute_and_text, attribute_values, facet_values
 
 # The injected rows' service, so a page can be filtered to them.
 SERVICE = "injected"
@@ -164,13 +161,11 @@ def hostile(make_ui_server: Any, listener: Listener) -> Iterator[Any]:
 
 
 @pytest.fixture(params=["csp", "csp-bypassed"])
-def hostile_page(request: pytest.FixtureRequest, browser: Any, page_problems: Any) -> Iterator[Any]:
+def hostile_page(request: pytest.FixtureRequest, new_page: Any) -> SimpleNamespace:
     """``page``: a page as the suite's ``page`` fixture makes it (problems recorded, the test
     failing on any), with the CSP bypassed for the "csp-bypassed" run; ``dialogs``: every
     dialog it opened; ``requested``: the URL of every request it made."""
-    context = browser.new_context(viewport=VIEWPORT, bypass_csp=request.param != "csp")
-    context.set_default_timeout(TIMEOUT_MS)
-    opened = context.new_page()
+    opened = new_page(bypass_csp=request.param != "csp")
     dialogs: list[str] = []
     requested: list[str] = []
 
@@ -180,38 +175,7 @@ def hostile_page(request: pytest.FixtureRequest, browser: Any, page_problems: An
 
     opened.on("dialog", on_dialog)
     opened.on("request", lambda r: requested.append(r.url))
-    opened.on(
-        "console",
-        lambda message: (
-            page_problems.add(f"console {message.type}: {message.text}")
-            if message.type == "error"
-            else None
-        ),
-    )
-    opened.on("pageerror", lambda error: page_problems.add(f"page error: {error}"))
-    opened.on(
-        "requestfailed",
-        lambda r: (
-            page_problems.add(f"request failed: {r.method} {r.url}: {r.failure}")
-            # Our own aborts (a page left, a stream stopped) are not failures.
-            if "ERR_ABORTED" not in (r.failure or "")
-            else None
-        ),
-    )
-    opened.on(
-        "response",
-        lambda response: (
-            page_problems.add(f"HTTP {response.status}: {response.request.method} {response.url}")
-            if response.status >= 400
-            else None
-        ),
-    )
-    try:
-        yield SimpleNamespace(page=opened, dialogs=dialogs, requested=requested)
-        problems = page_problems.unexpected()
-    finally:
-        context.close()
-    assert [] == problems, "the page reported problems"
+    return SimpleNamespace(page=opened, dialogs=dialogs, requested=requested)
 
 
 def body_text(page: Any) -> str:
@@ -254,12 +218,10 @@ def test_explore_shows_injected_rows_facets_and_details_as_text(
     values = page.get_by_test_id("facet-value")
     expect(values.first).to_be_visible()
     for field in ("path", "error_type", "user_id"):
-        shown = page.locator(f"[data-testid=facet-value][data-field={field}]")
-        assert shown.count() > 0, field
-        for i in range(shown.count()):
-            value = shown.nth(i).get_attribute("data-value")
-            assert value in hostile.corpus
-            assert value in shown.nth(i).text_content()
+        shown = attribute_and_text(facet_values(page, field), "data-value")
+        assert [] != shown, field
+        assert [] == [value for value, text in shown if value not in hostile.corpus]
+        assert [] == [value for value, text in shown if value not in text]
     # The detail panel of every row: the message, stack trace, fields and metadata.
     ids = rows.evaluate_all("rows => rows.map(r => r.dataset.id)")
     messages = dict(zip(ids, rows.locator("td.message").all_text_contents(), strict=True))
@@ -286,10 +248,9 @@ def test_explore_facets_show_injected_services_as_text(
 ) -> None:
     page = hostile_page.page
     page.goto(f"{hostile.url}/ui/explore?since=1h&trace_id={quote(TRACE_PAYLOAD)}")
-    services = page.locator("[data-testid=facet-value][data-field=service]")
+    services = facet_values(page, "service")
     expect(services.first).to_be_visible()
-    for i in range(services.count()):
-        assert services.nth(i).get_attribute("data-value") in hostile.services
+    assert set(attribute_values(services, "data-value")) <= set(hostile.services)
     assert_shown_as_text(page, hostile.services)  # the rows' service column
     assert_nothing_ran(hostile_page, hostile, listener)
 
@@ -320,9 +281,7 @@ def test_trace_shows_an_injected_trace_as_text(
     page.goto(f"{hostile.url}/ui/trace/{quote(TRACE_PAYLOAD, safe='')}")
     groups = page.get_by_test_id("trace-service")
     expect(groups).to_have_count(len(hostile.services))
-    assert hostile.services == [
-        groups.nth(i).get_attribute("data-service") for i in range(groups.count())
-    ]
+    assert hostile.services == attribute_values(groups, "data-service")
     expect(page.get_by_test_id("trace-id")).to_have_text(TRACE_PAYLOAD)
     lines = page.get_by_test_id("trace-line")
     for i in range(lines.count()):
@@ -342,14 +301,12 @@ def test_overview_shows_injected_services_error_types_and_paths_as_text(
     assert_shown_as_text(page, hostile.services)
     error_types = page.get_by_test_id("overview-error-type")
     expect(error_types.first).to_be_visible()
-    for i in range(error_types.count()):
-        value = error_types.nth(i).get_attribute("data-value")
-        assert value in hostile.corpus or value in hostile.services
-        assert value == error_types.nth(i).text_content()
+    shown = attribute_and_text(error_types, "data-value")
+    assert set(value for value, _ in shown) <= {*hostile.corpus, *hostile.services}
+    assert [value for value, _ in shown] == [text for _, text in shown]
     endpoints = page.get_by_test_id("overview-endpoint")
     expect(endpoints.first).to_be_visible()
-    for i in range(endpoints.count()):
-        assert endpoints.nth(i).get_attribute("data-path") in hostile.corpus
+    assert set(attribute_values(endpoints, "data-path")) <= set(hostile.corpus)
     assert_nothing_ran(hostile_page, hostile, listener)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+from ui_helpers import UNAVAILABLE_REASON, answer_unavailable, attribute_values
 
 ERROR_LEVELS = ("ERROR", "FATAL")
 
@@ -67,6 +68,45 @@ def test_error_rate_is_errors_over_all_logs_per_bucket(
     expect(chart).to_contain_text(f"{errors:,} of {total:,} logs")
 
 
+# Per axis label of an <svg>: its size on screen (its font size times the viewBox's scale) and
+# whether its box lies within the chart's.
+AXIS_LABELS_JS = """
+svg => {
+  const chart = svg.getBoundingClientRect();
+  const scale = chart.width / svg.viewBox.baseVal.width;
+  return [...svg.querySelectorAll("text.axis")].map((label) => {
+    const box = label.getBoundingClientRect();
+    return {
+      text: label.textContent,
+      px: parseFloat(getComputedStyle(label).fontSize) * scale,
+      inside: box.left >= chart.left - 0.5 && box.right <= chart.right + 0.5,
+    };
+  });
+}
+"""
+
+
+def test_the_error_rate_axis_reads_at_11_px_and_stays_inside_the_chart(
+    page: Any, ui_server: Any, expect: Any
+) -> None:
+    """The chart is drawn at its own width, so its labels are 11 px on screen in a wide window
+    and a narrow one, and the last time label ends at the chart's edge instead of past it."""
+    page.goto(f"{ui_server.url}/ui/overview?since=1h")
+    chart = page.get_by_test_id("overview-error-rate").locator("svg")
+    expect(chart.locator("circle.point").first).to_be_attached()
+    for width in (1280, 900):
+        page.set_viewport_size({"width": width, "height": 800})
+        # The chart is redrawn at its new width once laid out: wait for the viewBox to match.
+        page.wait_for_function(
+            "svg => Math.abs(svg.viewBox.baseVal.width - svg.getBoundingClientRect().width) < 1",
+            arg=chart.element_handle(),
+        )
+        labels = chart.evaluate(AXIS_LABELS_JS)
+        assert 5 == len(labels), labels
+        assert [] == [label for label in labels if not 10.5 <= label["px"] <= 12.5], width
+        assert [] == [label for label in labels if not label["inside"]], width
+
+
 def test_top_error_types_are_listed_most_frequent_first(
     page: Any, ui_server: Any, expect: Any
 ) -> None:
@@ -87,38 +127,28 @@ def test_slowest_endpoints_are_listed_by_p95(page: Any, ui_server: Any, expect: 
     page.goto(f"{ui_server.url}/ui/overview")
     rows = page.get_by_test_id("overview-endpoints").get_by_test_id("overview-endpoint")
     expect(rows).to_have_count(len(expected))
-    shown = [
-        (rows.nth(i).get_attribute("data-path"), rows.nth(i).get_attribute("data-method"))
-        for i in range(rows.count())
-    ]
+    paths, methods = attribute_values(rows, "data-path"), attribute_values(rows, "data-method")
+    shown = list(zip(paths, methods, strict=True))
     assert [(row["path"], row["method"] or "") for row in expected] == shown
     p95s = [row["p95_ms"] for row in expected]
     assert sorted(p95s, reverse=True) == p95s
 
 
 def test_a_failing_panel_shows_its_error_and_the_others_stand(
-    page: Any, page_problems: Any, ui_server: Any, expect: Any
+    page: Any, page_problems: Any, banner_texts: Any, ui_server: Any, expect: Any
 ) -> None:
-    page_problems.allow("/api/endpoints")
-    page_problems.allow("Failed to load resource: the server responded with a status of 503")
-    page.route(
-        "**/api/endpoints*",
-        lambda route: route.fulfill(
-            status=503,
-            content_type="application/json",
-            body='{"error": "unavailable", "reason": "store unavailable: test"}',
-        ),
-    )
+    """The panel says what failed; the error banner never shows."""
+    answer_unavailable(page, page_problems, "**/api/endpoints*")
     page.goto(f"{ui_server.url}/ui/overview")
     endpoints = page.get_by_test_id("overview-endpoints")
-    expect(endpoints.get_by_test_id("card-error")).to_contain_text("store unavailable: test")
-    expect(page.get_by_test_id("error-banner")).to_be_hidden()
+    expect(endpoints.get_by_test_id("card-error")).to_contain_text(UNAVAILABLE_REASON)
     expect(card_value(page, "card-total")).to_have_attribute(
         "data-value", str(histogram_sum(ui_server, "24h"))
     )
     expect(
         page.get_by_test_id("overview-services").get_by_test_id("overview-service")
     ).to_have_count(len(api(ui_server, "/api/services")))
+    assert [] == banner_texts()
 
 
 def test_a_service_gone_silent_is_marked(page: Any, make_ui_server: Any, expect: Any) -> None:

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from log_collector.server import create_app
+from log_collector.server.query.views import PAGES
 from log_collector.server.ui import CONTENT_SECURITY_POLICY, STATIC_DIR
 
 PAGES_DIR = STATIC_DIR / "js" / "pages"
@@ -55,6 +56,20 @@ def test_the_navigation_goes_to_each_page_and_keeps_the_filters(page, expect, ui
     page.get_by_test_id("nav-explore").click()
     expect(page).to_have_url(re.compile(r"/ui/explore\?service=billing$"))
     expect(page.get_by_test_id("log-row").first).to_be_visible()
+
+
+def test_every_page_a_saved_view_may_open_is_served_and_has_its_module(ui_server):
+    """One list of the pages (query.views.PAGES) for the saved views and the router; the
+    JavaScript router's list (state.js) and its page modules match it."""
+    listed = re.search(
+        r"export const PAGES = \[([^\]]*)\]", (STATIC_DIR / "js" / "state.js").read_text()
+    )
+
+    assert sorted(PAGES) == sorted(re.findall(r'"([a-z]+)"', listed.group(1)))
+    assert sorted(PAGES) == sorted(path.stem for path in PAGES_DIR.glob("*.js"))
+    assert {name: 200 for name in PAGES} == {
+        name: _get(f"{ui_server.url}/ui/{name}").status_code for name in PAGES
+    }
 
 
 def _get(url: str, **headers: str) -> httpx.Response:
@@ -168,6 +183,33 @@ def test_the_shell_has_no_inline_script_or_style():
     assert None is re.search(r"\sstyle\s*=", html)
     assert None is re.search(r"\son[a-z]+\s*=", html)
     assert None is re.search(r"<style\b", html)
+
+
+# A static import at the top of a module: `import { a } from "./b.js";` (page modules are
+# imported dynamically, when first visited, and are not part of the shell's graph).
+STATIC_IMPORT = re.compile(r'^import\b[^;]*?\bfrom\s+"(\./[^"]+)";', flags=re.M | re.S)
+
+
+def _static_graph(entry: Path) -> set[Path]:
+    """``entry`` and every module it imports statically, directly or through another."""
+    found, todo = set(), [entry]
+    while todo:
+        module = todo.pop()
+        if module not in found:
+            found.add(module)
+            imported = STATIC_IMPORT.findall(module.read_text())
+            todo.extend((module.parent / name).resolve() for name in imported)
+    return found
+
+
+def test_the_shell_preloads_every_module_of_its_static_graph():
+    """So the browser asks for them all at once instead of one import level after another."""
+    html = (STATIC_DIR / "index.html").read_text()
+    preloaded = re.findall(r'<link rel="modulepreload" href="/ui/static/([^"]+)">', html)
+
+    expected = _static_graph(STATIC_DIR / "js" / "app.js")
+    assert {"app.js", "api.js", "auth.js", "dom.js", "state.js"} <= {p.name for p in expected}
+    assert sorted(str(p.relative_to(STATIC_DIR)) for p in expected) == sorted(preloaded)
 
 
 READ_KEY = "read-key-for-the-ui"

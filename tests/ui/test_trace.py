@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from ui_helpers import UNAVAILABLE_REASON, answer_unavailable, attribute_values
 
 CHECKOUT_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 ERROR_STACK = (
@@ -78,9 +79,7 @@ def test_trace_groups_its_lines_by_service_in_order_of_first_appearance(
     open_trace(page, trace_server, CHECKOUT_TRACE)
     groups = page.get_by_test_id("trace-service")
     expect(groups).to_have_count(len(SERVICES_IN_ORDER))
-    assert SERVICES_IN_ORDER == [
-        groups.nth(i).get_attribute("data-service") for i in range(groups.count())
-    ]
+    assert SERVICES_IN_ORDER == attribute_values(groups, "data-service")
     for service in SERVICES_IN_ORDER:
         group = page.locator(f"[data-testid=trace-service][data-service={service}]")
         shown = group.get_by_test_id("trace-line").locator(".message").all_text_contents()
@@ -109,9 +108,7 @@ def test_trace_timeline_has_a_lane_per_service_and_the_durations(
     expect(timeline).to_be_visible()
     lanes = timeline.locator("g.lane")
     expect(lanes).to_have_count(len(SERVICES_IN_ORDER))
-    assert SERVICES_IN_ORDER == [
-        lanes.nth(i).get_attribute("data-service") for i in range(lanes.count())
-    ]
+    assert SERVICES_IN_ORDER == attribute_values(lanes, "data-service")
     # One tick per line, in the lane of its service.
     assert len(CHECKOUT) == timeline.locator("line.tick").count()
     # billing logs from +60.3 ms to +310.9 ms: a span of 250.6 ms.
@@ -137,18 +134,29 @@ def test_a_trace_line_opens_its_fields_and_stack_trace(
 
 
 def test_an_unknown_trace_says_there_is_no_such_trace(
-    page: Any, page_problems: Any, trace_server: Any, expect: Any
+    page: Any, page_problems: Any, banner_texts: Any, trace_server: Any, expect: Any
 ) -> None:
-    """The API answers 404, which the page shows as its message (no error banner); Chromium
-    itself logs every 4xx answer to a fetch on the console, the only problem allowed."""
+    """The API answers 404, which the page shows as its message (the error banner never
+    shows); Chromium itself logs every 4xx answer to a fetch on the console, the only problem
+    allowed."""
     page_problems.allow("/api/traces/no-such-trace")
     page_problems.allow("Failed to load resource: the server responded with a status of 404")
     open_trace(page, trace_server, "no-such-trace")
     missing = page.get_by_test_id("trace-missing")
     expect(missing).to_contain_text("No such trace")
     expect(missing).to_contain_text("no-such-trace")
-    expect(page.get_by_test_id("error-banner")).to_be_hidden()
     expect(page.get_by_test_id("trace-service")).to_have_count(0)
+    assert [] == banner_texts()
+
+
+def test_a_trace_the_server_fails_to_read_says_why_in_the_page(
+    page: Any, page_problems: Any, banner_texts: Any, trace_server: Any, expect: Any
+) -> None:
+    answer_unavailable(page, page_problems, "**/api/traces/*")
+    open_trace(page, trace_server, CHECKOUT_TRACE)
+    expect(page.get_by_test_id("trace-error")).to_contain_text(UNAVAILABLE_REASON)
+    expect(page.get_by_test_id("trace-missing")).to_have_count(0)
+    assert [] == banner_texts()
 
 
 def test_show_trace_in_explore_leads_to_the_trace(
@@ -160,9 +168,7 @@ def test_show_trace_in_explore_leads_to_the_trace(
     expect(page).to_have_url(f"{ui_server.url}/ui/trace/{seeded.trace_id}")
     groups = page.get_by_test_id("trace-service")
     expect(groups).to_have_count(len(seeded.trace_services))
-    assert list(seeded.trace_services) == [
-        groups.nth(i).get_attribute("data-service") for i in range(groups.count())
-    ]
+    assert list(seeded.trace_services) == attribute_values(groups, "data-service")
 
 
 def test_screenshot_of_a_trace(

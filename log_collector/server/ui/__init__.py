@@ -21,10 +21,11 @@ from fastapi import APIRouter
 from fastapi.responses import RedirectResponse, Response
 from starlette.requests import Request
 
+# One list of the pages for the router and for the saved views that open them.
+from ..query.views import PAGES
+
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
-# The pages the JavaScript router renders; any other /ui/<name> is a 404.
-PAGES = ("explore", "tail", "trace", "overview")
 HOME = "/ui/explore"
 
 CONTENT_SECURITY_POLICY = (
@@ -97,6 +98,7 @@ async def ui_trace(request: Request, trace_id: str) -> Response:
 
 @router.get("/ui/{page}")
 async def ui_page(request: Request, page: str) -> Response:
+    # The pages the JavaScript router renders; any other /ui/<name> is a 404.
     if page not in PAGES:
         return _not_found()
     return _file(request, STATIC_DIR / "index.html")

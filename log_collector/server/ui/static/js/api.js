@@ -1,16 +1,19 @@
 // The query API, with the read key. get() answers JSON; stream() reads Server-Sent Events
 // with fetch, because EventSource cannot send an Authorization header.
+// A failure shows in the error banner, unless the call says {quiet: true}: then the caller
+// shows it itself (a refused key still brings up the key prompt).
 import { el } from "./dom.js";
 import { getKey } from "./auth.js";
 
-// An error already shown to the person (the banner or the key prompt): callers may ignore it.
+// A failure of the API. `shown`: already shown to the person (the banner or the key prompt),
+// so callers may ignore it; a quiet call's failure is not, unless the key was refused.
 export class ApiError extends Error {
-  constructor(message, status, body) {
+  constructor(message, status, body, shown = true) {
     super(message);
     this.name = "ApiError";
     this.status = status;
     this.body = body;
-    this.shown = true;
+    this.shown = shown;
   }
 }
 
@@ -56,7 +59,7 @@ function reasonOf(body, response) {
   return `${response.status} ${response.statusText}`;
 }
 
-async function failed(response) {
+async function failed(response, quiet = false) {
   let body = null;
   try {
     body = await response.json();
@@ -64,15 +67,13 @@ async function failed(response) {
     body = null;
   }
   const reason = reasonOf(body, response);
-  if (response.status === 401 || response.status === 403) {
-    onUnauthorised(reason);
-  } else {
-    showError(reason);
-  }
-  return new ApiError(reason, response.status, body);
+  const refused = response.status === 401 || response.status === 403;
+  if (refused) onUnauthorised(reason);
+  else if (!quiet) showError(reason);
+  return new ApiError(reason, response.status, body, refused || !quiet);
 }
 
-async function send(method, path, params, { body, signal } = {}) {
+async function send(method, path, params, { body, signal, quiet = false } = {}) {
   let response;
   try {
     response = await fetch(url(path, params), {
@@ -83,15 +84,17 @@ async function send(method, path, params, { body, signal } = {}) {
     });
   } catch (error) {
     if (error.name === "AbortError") throw error;
-    showError(`the server did not answer: ${error.message}`);
-    throw new ApiError(error.message, 0, null);
+    const reason = `the server did not answer: ${error.message}`;
+    if (!quiet) showError(reason);
+    throw new ApiError(reason, 0, null, !quiet);
   }
-  if (!response.ok) throw await failed(response);
+  if (!response.ok) throw await failed(response, quiet);
   if (response.status === 204) return null;
   return response.json();
 }
 
 export const api = {
+  // options: {signal, quiet}
   get: (path, params, options) => send("GET", path, params, options),
   post: (path, body, options) => send("POST", path, undefined, { ...options, body }),
   delete: (path, options) => send("DELETE", path, undefined, options),

@@ -1,10 +1,10 @@
 // SVG charts drawn with our own elements (no chart library): the histogram of log volume
-// stacked by level, and a line/area chart for the overview. The SVG has a fixed viewBox and
-// scales with its container's width.
+// stacked by level, and a line/area chart for the overview. Each is drawn in CSS pixels
+// (fluidSvg), so its text and margins keep their size whatever the width of its container.
 import { el, svg } from "./dom.js";
 import { LEVELS } from "./state.js";
 
-const WIDTH = 1000;
+// Heights and margins in CSS pixels.
 const HEIGHT = 120;
 const LEFT = 44;
 const BOTTOM = 18;
@@ -30,6 +30,40 @@ function axisLabel(x, y, text, anchor = "middle") {
   return svg("text", { x, y, className: "axis", "text-anchor": anchor }, text);
 }
 
+// The baseline across a chart `width` wide, and the values at the top and at the bottom.
+function axes(width, topText, zeroText) {
+  const base = HEIGHT - BOTTOM;
+  return [
+    svg("line", { x1: LEFT, x2: width, y1: base, y2: base, className: "axis-line" }),
+    axisLabel(LEFT - 6, TOP + 10, topText, "end"),
+    axisLabel(LEFT - 6, base, zeroText, "end"),
+  ];
+}
+
+// The width a chart is drawn at before it is laid out (it is not yet in the page).
+const FIRST_WIDTH = 1000;
+
+// An <svg> whose user unit is one CSS pixel: draw(width) -> its children, called again with
+// the element's width whenever that changes (a ResizeObserver), and its viewBox set to match.
+// A fixed viewBox scaled to the container would scale its text too (11 px at 1000 units
+// reads as 8 px in a 700 px panel, and as 14 px in a wide one). The observer reports between
+// layout and paint, so the first paint already has the real width.
+export function fluidSvg(attrs, height, draw) {
+  const chart = svg("svg", attrs);
+  let drawn = 0;
+  const redraw = (width) => {
+    drawn = width;
+    chart.setAttribute("viewBox", `0 0 ${width} ${height}`);
+    chart.replaceChildren(...[draw(width)].flat(Infinity).filter(Boolean));
+  };
+  redraw(FIRST_WIDTH);
+  new ResizeObserver((entries) => {
+    const width = Math.round(entries[entries.length - 1].contentRect.width);
+    if (width > 0 && width !== drawn) redraw(width);
+  }).observe(chart);
+  return chart;
+}
+
 // histogram({data: /api/histogram's answer, onBar(since, until), onSpan(since, until),
 // onLegend(level)}): a click on a bar calls onBar with that bucket's bounds, a drag across
 // bars calls onSpan with the bounds of the span, a click on a legend level calls onLegend.
@@ -40,52 +74,58 @@ export function histogram({ data, onBar, onSpan, onLegend, selectedLevels = [] }
   const totals = buckets.map((b) => Object.values(b.counts).reduce((a, n) => a + n, 0));
   const max = Math.max(1, ...totals);
   const n = Math.max(1, buckets.length);
-  const band = (WIDTH - LEFT) / n;
   const plot = HEIGHT - BOTTOM - TOP;
+  // Set by each drawing, read by the pointer handlers below.
+  let width = 0;
+  let band = 0;
+  let selection = null;
 
-  const chart = svg("svg", {
-    viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
+  const draw = (drawWidth) => {
+    width = drawWidth;
+    band = (width - LEFT) / n;
+    selection = svg("rect", { className: "selection", x: 0, y: TOP, width: 0, height: plot });
+    selection.style.display = "none";
+    const bars = buckets.map((bucket, i) => {
+      const x = LEFT + i * band;
+      const group = svg("g", {
+        className: "bar", testid: "histogram-bar", dataset: { t: bucket.t },
+      });
+      let y = HEIGHT - BOTTOM;
+      for (const level of levels) {
+        const count = bucket.counts[level] || 0;
+        if (!count) continue;
+        const h = (count / max) * plot;
+        y -= h;
+        group.append(svg("rect", {
+          x: x + band * 0.1, y, width: Math.max(1, band * 0.8), height: h,
+          className: `seg level-${level}`,
+        }));
+      }
+      const summary = levels.map((l) => `${l} ${bucket.counts[l] || 0}`).join(", ");
+      // The hit area spans the whole column, so an empty bucket can be clicked too.
+      group.append(svg("rect", {
+        x, y: TOP, width: band, height: plot, className: "hit",
+      }, svg("title", {}, `${bucket.t}: ${totals[i]} (${summary})`)));
+      return group;
+    });
+    return [
+      axes(width, String(max), "0"),
+      bars,
+      tickPlaces(buckets.length).map(([i, anchor]) =>
+        axisLabel(LEFT + (i + 0.5) * band, HEIGHT - 4, tick(buckets[i].t, interval), anchor)),
+      selection,
+    ];
+  };
+  const chart = fluidSvg({
     className: "chart histogram-chart",
     role: "img",
     "aria-label": "log volume by level over time",
-  });
-  chart.append(
-    svg("line", { x1: LEFT, x2: WIDTH, y1: HEIGHT - BOTTOM, y2: HEIGHT - BOTTOM, className: "axis-line" }),
-    axisLabel(LEFT - 6, TOP + 10, String(max), "end"),
-    axisLabel(LEFT - 6, HEIGHT - BOTTOM, "0", "end"),
-  );
-  buckets.forEach((bucket, i) => {
-    const x = LEFT + i * band;
-    const group = svg("g", { className: "bar", testid: "histogram-bar", dataset: { t: bucket.t } });
-    let y = HEIGHT - BOTTOM;
-    for (const level of levels) {
-      const count = bucket.counts[level] || 0;
-      if (!count) continue;
-      const h = (count / max) * plot;
-      y -= h;
-      group.append(svg("rect", {
-        x: x + band * 0.1, y, width: Math.max(1, band * 0.8), height: h,
-        className: `seg level-${level}`,
-      }));
-    }
-    const summary = levels.map((l) => `${l} ${bucket.counts[l] || 0}`).join(", ");
-    // The hit area spans the whole column, so an empty bucket can be clicked too.
-    group.append(svg("rect", {
-      x, y: TOP, width: band, height: plot, className: "hit",
-    }, svg("title", {}, `${bucket.t}: ${totals[i]} (${summary})`)));
-    chart.append(group);
-  });
-  for (const [i, anchor] of tickPlaces(n)) {
-    chart.append(axisLabel(LEFT + (i + 0.5) * band, HEIGHT - 4, tick(buckets[i].t, interval), anchor));
-  }
+  }, HEIGHT, draw);
 
   // Dragging: pointer events on the whole chart, captured, so leaving a bar does not end it.
-  const selection = svg("rect", { className: "selection", x: 0, y: TOP, width: 0, height: plot });
-  selection.style.display = "none";
-  chart.append(selection);
   const indexAt = (event) => {
     const box = chart.getBoundingClientRect();
-    const x = ((event.clientX - box.left) / box.width) * WIDTH;
+    const x = ((event.clientX - box.left) / box.width) * width;
     return Math.min(n - 1, Math.max(0, Math.floor((x - LEFT) / band)));
   };
   let start = null;
@@ -139,38 +179,33 @@ export function histogram({ data, onBar, onSpan, onLegend, selectedLevels = [] }
 // lineChart({points: [{t, value}], format(value) -> text, className, label, max}): a line
 // over an area, values from 0 to max (default: the largest value), times along the bottom.
 export function lineChart({ points, format = String, className = "", label = "", max }) {
-  const chart = svg("svg", {
-    viewBox: `0 0 ${WIDTH} ${HEIGHT}`,
-    className: `chart line-chart ${className}`.trim(),
-    role: "img",
-    "aria-label": label,
-  });
   const top = max !== undefined ? max : Math.max(0, ...points.map((p) => p.value));
   const scale = top > 0 ? top : 1;
   const n = points.length;
   const plot = HEIGHT - BOTTOM - TOP;
-  const x = (i) => LEFT + (n <= 1 ? 0.5 : i / (n - 1)) * (WIDTH - LEFT);
+  const interval = n > 1 ? (Date.parse(points[1].t) - Date.parse(points[0].t)) / 1000 : 60;
   const y = (v) => HEIGHT - BOTTOM - (Math.min(v, scale) / scale) * plot;
-  chart.append(
-    svg("line", { x1: LEFT, x2: WIDTH, y1: HEIGHT - BOTTOM, y2: HEIGHT - BOTTOM, className: "axis-line" }),
-    axisLabel(LEFT - 6, TOP + 10, format(top), "end"),
-    axisLabel(LEFT - 6, HEIGHT - BOTTOM, format(0), "end"),
-  );
-  if (n) {
-    const line = points.map((p, i) => `${i ? "L" : "M"}${x(i).toFixed(1)},${y(p.value).toFixed(1)}`);
-    const area = `${line.join(" ")} L${x(n - 1).toFixed(1)},${HEIGHT - BOTTOM} L${x(0).toFixed(1)},${HEIGHT - BOTTOM} Z`;
-    chart.append(
+  const draw = (width) => {
+    const x = (i) => LEFT + (n <= 1 ? 0.5 : i / (n - 1)) * (width - LEFT);
+    const parts = axes(width, format(top), format(0));
+    if (!n) return parts;
+    const point = (i, value) => `${x(i).toFixed(1)},${value.toFixed(1)}`;
+    const line = points.map((p, i) => `${i ? "L" : "M"}${point(i, y(p.value))}`);
+    const base = HEIGHT - BOTTOM;
+    const area = `${line.join(" ")} L${point(n - 1, base)} L${point(0, base)} Z`;
+    return [
+      parts,
       svg("path", { d: area, className: "area" }),
       svg("path", { d: line.join(" "), className: "line" }),
-    );
-    points.forEach((p, i) => {
-      chart.append(svg("circle", { cx: x(i), cy: y(p.value), r: 2.5, className: "point" },
-        svg("title", {}, `${p.t}: ${format(p.value)}`)));
-    });
-    const interval = n > 1 ? (Date.parse(points[1].t) - Date.parse(points[0].t)) / 1000 : 60;
-    for (const [i, anchor] of tickPlaces(n)) {
-      chart.append(axisLabel(x(i), HEIGHT - 4, tick(points[i].t, interval), anchor));
-    }
-  }
-  return chart;
+      points.map((p, i) => svg("circle", { cx: x(i), cy: y(p.value), r: 2.5, className: "point" },
+        svg("title", {}, `${p.t}: ${format(p.value)}`))),
+      tickPlaces(n).map(([i, anchor]) =>
+        axisLabel(x(i), HEIGHT - 4, tick(points[i].t, interval), anchor)),
+    ];
+  };
+  return fluidSvg({
+    className: `chart line-chart ${className}`.trim(),
+    role: "img",
+    "aria-label": label,
+  }, HEIGHT, draw);
 }

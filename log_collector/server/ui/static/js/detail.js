@@ -1,7 +1,7 @@
 // The detail panel of one log: every field, the message, the metadata as formatted JSON, the
 // stack trace, copy buttons, the same service's lines around it, and a link to its trace.
 // Every value is text (dom.js); the only link is the trace's, built from its id.
-import { clear, copyText, el, formatTime } from "./dom.js";
+import { clear, copyText, el, formatTime, onKeys } from "./dom.js";
 import { isAbort } from "./api.js";
 import { emptyFilters, withChanges } from "./state.js";
 
@@ -40,9 +40,7 @@ export function detailPanel(ctx, id, signal, addFilter) {
     testid: "detail",
     "aria-label": "log detail",
     tabindex: "-1",
-    onkeydown: (event) => {
-      if (event.key === "Escape") close();
-    },
+    onkeydown: onKeys(["Escape"], close),
   },
   el("div", { className: "detail-head" },
     el("h2", {}, `log ${id}`),

@@ -70,6 +70,16 @@ export function svg(tag, attrs, ...children) {
   return node;
 }
 
+// An onkeydown handler: the named keys ("Enter", " ", "Escape") run action(event) instead of
+// what they would do otherwise; any other key is left alone.
+export function onKeys(keys, action) {
+  return (event) => {
+    if (!keys.includes(event.key)) return;
+    event.preventDefault();
+    action(event);
+  };
+}
+
 export function clear(node) {
   node.replaceChildren();
   return node;

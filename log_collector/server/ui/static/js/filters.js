@@ -2,7 +2,7 @@
 // range (presets and a custom since/until), a text box that takes words and field:value
 // tokens, and the saved views and recent queries. Every change is a navigate(): the URL
 // holds the filters.
-import { el } from "./dom.js";
+import { el, onKeys } from "./dom.js";
 import { isAbort, showError } from "./api.js";
 import {
   EXCLUDABLE_FIELDS, LEVELS, META_PREFIX, NOT_PREFIX, PAGES, readState, recentQueries, toSearch,
@@ -124,8 +124,9 @@ function pressed(on) {
 }
 
 // The bar for ctx.state; options.timeRange (default true) shows the time controls (the live
-// tail has none: it shows what arrives from now on).
-export function filterBar(ctx, { timeRange = true } = {}) {
+// tail has none: it shows what arrives from now on); options.servicesAfter, a promise: the
+// service dropdown asks for its names once it settles, after the page's own first request.
+export function filterBar(ctx, { timeRange = true, servicesAfter = null } = {}) {
   const { state, navigate } = ctx;
   const filters = state.filters;
   // Changing what is shown closes the detail panel, whose line may no longer be listed.
@@ -141,17 +142,17 @@ export function filterBar(ctx, { timeRange = true } = {}) {
     },
   }, el("option", { value: "" }, "service…"));
   for (const name of filters.service) services.append(el("option", { value: name }, name));
-  knownServices(ctx.api)
-    .then((list) => {
-      for (const row of list) {
-        if (!filters.service.includes(row.service)) {
-          services.append(el("option", { value: row.service }, row.service));
-        }
+  const fillServices = () => knownServices(ctx.api).then((list) => {
+    for (const row of list) {
+      if (!filters.service.includes(row.service)) {
+        services.append(el("option", { value: row.service }, row.service));
       }
-    })
-    .catch((error) => {
-      if (!isAbort(error)) throw error;
-    });
+    }
+  });
+  // Once servicesAfter settles, fulfilled or not: a failed page request is the page's to report.
+  Promise.resolve(servicesAfter).then(fillServices, fillServices).catch((error) => {
+    if (!isAbort(error)) throw error;
+  });
   const chips = filters.service.map((name) =>
     el("span", { className: "chip", dataset: { service: name } }, name,
       el("button", {
@@ -345,12 +346,7 @@ function saveForm(ctx) {
     "aria-label": "view name",
     testid: "save-view-name",
     // Enter here saves the view instead of submitting the filter bar around it.
-    onkeydown: (event) => {
-      if (event.key === "Enter") {
-        event.preventDefault();
-        save();
-      }
-    },
+    onkeydown: onKeys(["Enter"], () => save()),
   });
   const message = el("span", { className: "muted", role: "status" });
   const save = async () => {

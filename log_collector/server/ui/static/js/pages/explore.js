@@ -1,6 +1,6 @@
 // Explore: the filter bar, the volume histogram, the facets, the results table (more rows as
 // one scrolls, with the cursor) and the detail panel of one row (URL parameter `detail`).
-import { el, formatTime } from "../dom.js";
+import { el, formatTime, onKeys } from "../dom.js";
 import { detailPanel } from "../detail.js";
 import { isAbort } from "../api.js";
 import { histogram } from "../chart.js";
@@ -43,8 +43,34 @@ export async function render(root, ctx) {
   const chartBox = el("div", { className: "histogram-box" });
   const facetBox = el("aside", { className: "facets", testid: "facets", "aria-label": "facets" });
   const results = resultsTable(ctx, signal);
+  // The rows are what the person came for: their request goes first, the histogram's beside
+  // it, and the facets and the service list (slower to count, less needed) once the rows are
+  // shown, so they do not compete with them for the server's read connections.
+  const rowsShown = results.load(params);
+  const quiet = (promise) =>
+    promise.catch((error) => {
+      if (!isAbort(error)) throw error;
+    });
+  const histogramParams = { ...params, buckets: HISTOGRAM_BUCKETS };
+  const histogramDone = quiet(
+    api.get("/api/histogram", histogramParams, { signal }).then((data) => {
+      const total = data.buckets.reduce(
+        (sum, b) => sum + Object.values(b.counts).reduce((a, n) => a + n, 0), 0);
+      results.setTotal(total);
+      chartBox.replaceChildren(histogram({
+        data,
+        selectedLevels: state.filters.level,
+        onBar: (since, until) => go({ filters: { since, until }, detail: null }),
+        onSpan: (since, until) => go({ filters: { since, until }, detail: null }),
+        onLegend: (level) => {
+          const only = state.filters.level.length === 1 && state.filters.level[0] === level;
+          go({ filters: { level: only ? [] : [level], min_level: null }, detail: null });
+        },
+      }));
+    }),
+  );
   root.append(
-    filterBar(ctx),
+    filterBar(ctx, { servicesAfter: rowsShown }),
     chartBox,
     el("div", { className: "explore-body" }, facetBox, results.element),
   );
@@ -66,32 +92,11 @@ export async function render(root, ctx) {
   };
   const detailLoaded = openDetail(state.detail);
 
-  const quiet = (promise) =>
-    promise.catch((error) => {
-      if (!isAbort(error)) throw error;
-    });
-  const histogramDone = quiet(
-    api.get("/api/histogram", { ...params, buckets: HISTOGRAM_BUCKETS }, { signal }).then((data) => {
-      const total = data.buckets.reduce(
-        (sum, b) => sum + Object.values(b.counts).reduce((a, n) => a + n, 0), 0);
-      results.setTotal(total);
-      chartBox.replaceChildren(histogram({
-        data,
-        selectedLevels: state.filters.level,
-        onBar: (since, until) => go({ filters: { since, until }, detail: null }),
-        onSpan: (since, until) => go({ filters: { since, until }, detail: null }),
-        onLegend: (level) => {
-          const only = state.filters.level.length === 1 && state.filters.level[0] === level;
-          go({ filters: { level: only ? [] : [level], min_level: null }, detail: null });
-        },
-      }));
-    }),
-  );
-  const facetsDone = quiet(
-    api.get("/api/facets", { ...params, fields: FACET_FIELDS.join(","), top: FACET_TOP }, { signal })
-      .then((data) => facetBox.replaceChildren(...facetList(data, state, go, addFilter))),
-  );
-  await Promise.all([histogramDone, facetsDone, results.load(params), detailLoaded]);
+  const facetParams = { ...params, fields: FACET_FIELDS.join(","), top: FACET_TOP };
+  const facetsDone = quiet(rowsShown
+    .then(() => api.get("/api/facets", facetParams, { signal }))
+    .then((data) => facetBox.replaceChildren(...facetList(data, state, go, addFilter))));
+  await Promise.all([histogramDone, facetsDone, rowsShown, detailLoaded]);
   const cleanup = () => {
     controller.abort();
     results.stop();
@@ -206,16 +211,15 @@ function resultsTable(ctx, signal) {
     body,
   );
 
-  const row = (record) =>
-    el("tr", {
+  const row = (record) => {
+    const open = () => navigate(withChanges(state, { detail: String(record.id) }));
+    return el("tr", {
       className: `log-row${String(record.id) === ctx.state.detail ? " selected" : ""}`,
       testid: "log-row",
       dataset: { id: record.id, level: record.level, service: record.service, createdAt: record.created_at },
       tabindex: "0",
-      onclick: () => navigate(withChanges(state, { detail: String(record.id) })),
-      onkeydown: (event) => {
-        if (event.key === "Enter") navigate(withChanges(state, { detail: String(record.id) }));
-      },
+      onclick: open,
+      onkeydown: onKeys(["Enter"], open),
     },
     el("td", { className: "time" }, formatTime(record.created_at)),
     el("td", {}, el("span", { className: `badge level-${record.level}` }, record.level)),
@@ -223,6 +227,7 @@ function resultsTable(ctx, signal) {
     columns.map((column) => cell(record, column)),
     el("td", { className: "message" }, record.message),
     );
+  };
 
   async function next() {
     if (loading || finished || signal.aborted) return;

@@ -4,7 +4,7 @@
 // `until`), 24 h by default; every service, error type and endpoint links to Explore.
 // Each panel asks the API on its own, so one that fails shows its error and the rest stand.
 import { el, formatTime } from "../dom.js";
-import { ApiError, hideError, isAbort } from "../api.js";
+import { ApiError } from "../api.js";
 import { lineChart } from "../chart.js";
 import { DEFAULT_SINCE, RANGE_PRESETS } from "../filters.js";
 import { emptyFilters, toUrl, withChanges } from "../state.js";
@@ -14,55 +14,6 @@ const TOP = 10;
 // A service is silent when it last logged longer ago than this while another logged within it.
 export const SILENT_AFTER_MS = 15 * 60 * 1000;
 const ERROR_LEVELS = ["ERROR", "FATAL"];
-
-// The page's rules, adopted by the document once (a constructed stylesheet is script-made, so
-// the CSP's style-src does not apply to it; no style attribute is ever written).
-const CSS = `
-.overview-head { display: flex; gap: 10px; align-items: center; flex-wrap: wrap; margin: 2px 0 10px; }
-.overview-head h1 { font-size: 18px; margin: 0 8px 0 0; }
-.overview-cards { display: grid; grid-template-columns: repeat(4, minmax(0, 1fr)); gap: 10px; margin-bottom: 10px; }
-.overview-card { background: var(--panel); border: 1px solid var(--border); border-radius: 6px; padding: 10px 14px; }
-.overview-card .card-label { color: var(--muted); font-size: 12px; text-transform: uppercase; letter-spacing: 0.03em; }
-.overview-card .card-value { font-size: 28px; font-weight: 600; font-variant-numeric: tabular-nums; line-height: 1.25; }
-.overview-card .card-note { color: var(--muted); font-size: 12px; min-height: 1.4em; }
-.overview-card.bad .card-value { color: #d6453d; }
-.overview-card.warn .card-value { color: #b57d06; }
-.overview-grid { display: grid; grid-template-columns: minmax(0, 1.5fr) minmax(0, 1fr); gap: 10px; align-items: start; }
-.overview-column { display: grid; gap: 10px; align-content: start; min-width: 0; }
-.overview-panel { background: var(--panel); border: 1px solid var(--border); border-radius: 6px; padding: 8px 12px 10px; min-width: 0; }
-.overview-panel > h2 { font-size: 13px; margin: 0 0 6px; display: flex; gap: 8px; align-items: baseline; }
-.overview-panel > h2 .muted { font-weight: normal; font-size: 12px; }
-.overview-panel .empty { color: var(--muted); margin: 6px 0; }
-.overview-panel .card-error { border: 1px solid #f3b8b2; border-radius: 4px; margin: 4px 0; }
-.overview-bars { display: grid; grid-template-columns: minmax(0, 1fr) auto minmax(60px, 30%); gap: 4px 10px; align-items: center; font-size: 13px; }
-.overview-bars a { overflow: hidden; text-overflow: ellipsis; white-space: nowrap; color: var(--text); }
-.overview-bars a:hover { color: var(--accent); }
-.overview-bars .count { color: var(--muted); font-variant-numeric: tabular-nums; text-align: right; }
-.overview-bars .track { background: #f2f4f8; border-radius: 3px; height: 10px; overflow: hidden; }
-.overview-bars .fill { background: #d6453d; height: 100%; border-radius: 3px; }
-table.overview-table { border-collapse: collapse; width: 100%; font-size: 13px; table-layout: auto; }
-table.overview-table th { text-align: left; font-weight: 600; color: var(--muted); font-size: 12px; padding: 3px 6px; border-bottom: 1px solid var(--border); }
-table.overview-table td { padding: 3px 6px; border-bottom: 1px solid #eef0f4; }
-table.overview-table td.num, table.overview-table th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-table.overview-table td.path { font-family: var(--mono); font-size: 12.5px; word-break: break-all; }
-table.overview-table td.when { white-space: nowrap; }
-table.overview-table a { color: var(--text); }
-table.overview-table a:hover { color: var(--accent); }
-table.overview-table td.errors-some { color: #d6453d; font-weight: 600; }
-tr.silent td { background: #fff5d6; }
-.silent-badge { display: inline-block; margin-left: 6px; font-size: 11px; font-weight: 600; color: #8a5a00; background: #fde7a8; border-radius: 3px; padding: 0 5px; }
-.rate-note { color: var(--muted); font-size: 12px; }
-`;
-
-let adopted = false;
-
-function adoptStyles() {
-  if (adopted) return;
-  const sheet = new CSSStyleSheet();
-  sheet.replaceSync(CSS);
-  document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
-  adopted = true;
-}
 
 const number = (n) => Number(n).toLocaleString("en-US");
 
@@ -116,7 +67,6 @@ function sumCounts(buckets, levels) {
 }
 
 export async function render(root, ctx) {
-  adoptStyles();
   const { state, navigate, api } = ctx;
   const controller = new AbortController();
   const signal = controller.signal;
@@ -179,12 +129,13 @@ export async function render(root, ctx) {
     el("div", { className: "overview-column" }, errorRate.element, endpoints.element),
     el("div", { className: "overview-column" }, errorTypes.element, services.element)));
 
-  // Each panel's request; a failure shows in its panel (and leaves the others standing).
-  // A refused key is the key prompt's business; an error of our own code still surfaces.
+  // Each panel's request is quiet: a failure shows in its panel, not in the banner, and
+  // leaves the others standing. A refused key is the key prompt's business (already shown);
+  // an error of our own code still surfaces.
+  const options = { signal, quiet: true };
   const load = (target, promise, draw) =>
     promise.then(draw).catch((error) => {
-      if (signal.aborted || (isAbort(error) && !(error instanceof ApiError))) return;
-      if (error instanceof ApiError && (error.status === 401 || error.status === 403)) return;
+      if (signal.aborted || error.name === "AbortError" || error.shown) return;
       target.fail(error);
       if (!(error instanceof ApiError)) throw error;
     });
@@ -193,7 +144,7 @@ export async function render(root, ctx) {
   await Promise.all([
     load(
       { fail: (error) => { cards.total.fail(error); errorRate.fail(error); } },
-      api.get("/api/histogram", { ...range, buckets: BUCKETS }, { signal }),
+      api.get("/api/histogram", { ...range, buckets: BUCKETS }, options),
       (data) => {
         const total = sumCounts(data.buckets);
         cards.total.show(total, `${number(sumCounts(data.buckets, ERROR_LEVELS))} errors`);
@@ -202,7 +153,7 @@ export async function render(root, ctx) {
     ),
     load(
       { fail: (error) => { cards.errors.fail(error); cards.warnings.fail(error); } },
-      api.get("/api/histogram", { since: "1h", buckets: BUCKETS }, { signal }),
+      api.get("/api/histogram", { since: "1h", buckets: BUCKETS }, options),
       (data) => {
         const total = sumCounts(data.buckets);
         const errors = sumCounts(data.buckets, ERROR_LEVELS);
@@ -213,7 +164,7 @@ export async function render(root, ctx) {
     ),
     load(
       { fail: (error) => { cards.services.fail(error); services.fail(error); } },
-      api.get("/api/services", undefined, { signal }),
+      api.get("/api/services", undefined, options),
       (list) => {
         const silent = silentServices(list, now);
         cards.services.show(list.length, silent.size
@@ -223,25 +174,20 @@ export async function render(root, ctx) {
     ),
     load(
       errorTypes,
-      api.get("/api/facets", { ...range, fields: "error_type", top: TOP }, { signal }),
+      api.get("/api/facets", { ...range, fields: "error_type", top: TOP }, options),
       (data) => drawErrorTypes(errorTypes, data.error_type || [], explore),
     ),
     load(
       endpoints,
-      api.get("/api/endpoints", { ...range, top: TOP }, { signal }),
+      api.get("/api/endpoints", { ...range, top: TOP }, options),
       (data) => drawEndpoints(endpoints, data.endpoints || [], explore),
     ),
   ]);
   return () => controller.abort();
 }
 
-// The banner shows the latest failure; this panel shows its own, so the banner steps aside
-// when it holds this one.
 function panelError(error) {
   const reason = error && error.message ? error.message : String(error);
-  const banner = document.getElementById("error-banner");
-  const shown = banner && !banner.hidden && banner.firstChild;
-  if (shown && shown.textContent === reason) hideError();
   return el("div", { className: "error-banner card-error", testid: "card-error", role: "alert" },
     el("span", {}, `could not load: ${reason}`));
 }
@@ -331,63 +277,56 @@ function drawErrorTypes(target, values, explore) {
   })));
 }
 
-function drawEndpoints(target, rows, explore) {
+// A panel's table: a heading per column (its name, or [name, "num"] for a column of numbers)
+// over `rows` (<tr> elements), or the sentence `empty` when there is no row.
+function fillTable(target, columns, rows, empty) {
   if (!rows.length) {
-    target.fill(el("p", { className: "empty" }, "no request logged a duration_ms in this range"));
+    target.fill(el("p", { className: "empty" }, empty));
     return;
   }
+  const headings = columns.map((column) => {
+    const [name, className] = Array.isArray(column) ? column : [column];
+    return el("th", { scope: "col", className }, name);
+  });
   target.fill(el("table", { className: "overview-table" },
-    el("thead", {}, el("tr", {},
-      el("th", { scope: "col" }, "endpoint"),
-      el("th", { scope: "col", className: "num" }, "requests"),
-      el("th", { scope: "col", className: "num" }, "p50"),
-      el("th", { scope: "col", className: "num" }, "p95"),
-      el("th", { scope: "col", className: "num" }, "max"),
-      el("th", { scope: "col", className: "num" }, "errors"),
-    )),
-    el("tbody", {}, rows.map((row) => el("tr", {
-      testid: "overview-endpoint", dataset: { path: row.path, method: row.method || "" },
-    },
-    el("td", { className: "path" }, explore(
-      row.method ? { path: row.path, method: row.method } : { path: row.path },
-      row.method ? `${row.method} ${row.path}` : row.path,
-    )),
-    el("td", { className: "num" }, number(row.count)),
-    el("td", { className: "num" }, milliseconds(row.p50_ms)),
-    el("td", { className: "num", testid: "endpoint-p95" }, milliseconds(row.p95_ms)),
-    el("td", { className: "num" }, milliseconds(row.max_ms)),
-    el("td", { className: `num${row.errors ? " errors-some" : ""}` }, number(row.errors)),
-    ))),
-  ));
+    el("thead", {}, el("tr", {}, headings)),
+    el("tbody", {}, rows)));
+}
+
+function drawEndpoints(target, rows, explore) {
+  const columns = ["endpoint", ["requests", "num"], ["p50", "num"], ["p95", "num"], ["max", "num"],
+    ["errors", "num"]];
+  fillTable(target, columns, rows.map((row) => el("tr", {
+    testid: "overview-endpoint", dataset: { path: row.path, method: row.method || "" },
+  },
+  el("td", { className: "path" }, explore(
+    row.method ? { path: row.path, method: row.method } : { path: row.path },
+    row.method ? `${row.method} ${row.path}` : row.path,
+  )),
+  el("td", { className: "num" }, number(row.count)),
+  el("td", { className: "num" }, milliseconds(row.p50_ms)),
+  el("td", { className: "num", testid: "endpoint-p95" }, milliseconds(row.p95_ms)),
+  el("td", { className: "num" }, milliseconds(row.max_ms)),
+  el("td", { className: `num${row.errors ? " errors-some" : ""}` }, number(row.errors)),
+  )), "no request logged a duration_ms in this range");
 }
 
 function drawServices(target, list, silent, now, explore) {
-  if (!list.length) {
-    target.fill(el("p", { className: "empty" }, "no service has logged yet"));
-    return;
-  }
-  target.fill(el("table", { className: "overview-table" },
-    el("thead", {}, el("tr", {},
-      el("th", { scope: "col" }, "service"),
-      el("th", { scope: "col", className: "num" }, "logs"),
-      el("th", { scope: "col" }, "last log"),
-      el("th", { scope: "col", className: "num" }, "errors 1 h"),
-    )),
-    el("tbody", {}, list.map((row) => {
-      const quiet = silent.has(row.service);
-      return el("tr", {
-        className: quiet ? "silent" : "",
-        testid: "overview-service",
-        dataset: { service: row.service, silent: quiet ? "true" : undefined },
-        title: quiet ? `${row.service} has not logged for over 15 minutes` : undefined,
-      },
-      el("td", {}, explore({ service: [row.service] }, row.service, "overview-service-link"),
-        quiet ? el("span", { className: "silent-badge" }, "silent") : null),
-      el("td", { className: "num" }, number(row.count)),
-      el("td", { className: "when", title: `${formatTime(row.last_seen)} UTC` },
-        ago(row.last_seen, now)),
-      el("td", { className: `num${row.errors_1h ? " errors-some" : ""}` }, number(row.errors_1h)),
-      );
-    })),
-  ));
+  const columns = ["service", ["logs", "num"], "last log", ["errors 1 h", "num"]];
+  fillTable(target, columns, list.map((row) => {
+    const quiet = silent.has(row.service);
+    return el("tr", {
+      className: quiet ? "silent" : "",
+      testid: "overview-service",
+      dataset: { service: row.service, silent: quiet ? "true" : undefined },
+      title: quiet ? `${row.service} has not logged for over 15 minutes` : undefined,
+    },
+    el("td", {}, explore({ service: [row.service] }, row.service, "overview-service-link"),
+      quiet ? el("span", { className: "silent-badge" }, "silent") : null),
+    el("td", { className: "num" }, number(row.count)),
+    el("td", { className: "when", title: `${formatTime(row.last_seen)} UTC` },
+      ago(row.last_seen, now)),
+    el("td", { className: `num${row.errors_1h ? " errors-some" : ""}` }, number(row.errors_1h)),
+    );
+  }), "no service has logged yet");
 }

@@ -1,62 +1,18 @@
 // Trace: every line of one trace (/api/traces/<id>), oldest first, grouped by service in the
 // order the services first log, under a timeline with one lane per service: a bar from its
 // first line to its last, a tick per line, and the durations. A line opens its fields below it.
-import { el, formatTime, svg } from "../dom.js";
-import { ApiError, hideError, isAbort } from "../api.js";
+import { el, formatTime, onKeys, svg } from "../dom.js";
+import { ApiError } from "../api.js";
+import { fluidSvg } from "../chart.js";
 import { emptyFilters, toUrl } from "../state.js";
 
-const WIDTH = 1000;
+// In CSS pixels (the timeline is drawn at its element's width, see fluidSvg).
 const LABEL = 170;
 const RIGHT = 90;
 const LANE = 24;
 const AXIS = 22;
 // Fields shown on the line itself or in their own block, not repeated in the field list.
 const OWN_BLOCK = new Set(["message", "metadata", "stack_trace"]);
-
-// The page's rules, adopted by the document once (a constructed stylesheet is script-made, so
-// the CSP's style-src does not apply to it; no style attribute is ever written).
-const CSS = `
-.trace-head { display: flex; gap: 12px; align-items: baseline; flex-wrap: wrap; margin: 4px 0 8px; }
-.trace-head h1 { font-size: 18px; margin: 0; }
-.trace-head h1 code { font-size: 15px; background: #e8effc; padding: 1px 6px; border-radius: 4px; word-break: break-all; }
-.trace-summary { color: var(--muted); }
-.trace-summary strong { color: var(--text); font-weight: 600; }
-.trace-panel { background: var(--panel); border: 1px solid var(--border); border-radius: 6px; padding: 8px 10px; margin-bottom: 10px; }
-.trace-timeline .lane-label { font-size: 12px; fill: var(--text); }
-.trace-timeline .lane-duration { font-size: 11px; fill: var(--muted); font-variant-numeric: tabular-nums; }
-.trace-timeline .lane-bg { fill: #f2f4f8; }
-.trace-timeline .span-bar { fill: #c9d8f5; }
-.trace-timeline .tick { stroke: var(--level); stroke-width: 2; }
-.trace-timeline .grid { stroke: var(--border); stroke-dasharray: 2 3; }
-.trace-service { background: var(--panel); border: 1px solid var(--border); border-radius: 6px; margin-bottom: 10px; }
-.trace-service > h2 { font-size: 14px; margin: 0; padding: 6px 10px; border-bottom: 1px solid var(--border); display: flex; gap: 10px; align-items: baseline; }
-.trace-service > h2 .muted { font-weight: normal; font-size: 12px; }
-.trace-line { display: grid; grid-template-columns: 34px 84px 56px minmax(0, 1fr) auto; gap: 8px; align-items: baseline; padding: 3px 10px; border-bottom: 1px solid #eef0f4; cursor: pointer; font-size: 13px; }
-.trace-line:hover { background: #f2f6fe; }
-.trace-line.open { background: #e3ecfc; }
-.trace-line .seq, .trace-line .offset, .trace-line .where { font-family: var(--mono); font-size: 12px; color: var(--muted); font-variant-numeric: tabular-nums; }
-.trace-line .offset { text-align: right; }
-.trace-line .message { font-family: var(--mono); font-size: 12.5px; word-break: break-word; }
-.trace-detail { padding: 8px 12px 12px 52px; border-bottom: 1px solid var(--border); background: #fafbfd; }
-.trace-detail dl { display: grid; grid-template-columns: 140px minmax(0, 1fr); gap: 2px 10px; margin: 6px 0; }
-.trace-detail dt { color: var(--muted); }
-.trace-detail dd { margin: 0; font-family: var(--mono); font-size: 12.5px; word-break: break-word; }
-.trace-detail h3 { font-size: 13px; margin: 10px 0 4px; }
-.trace-detail pre { background: #f4f5f8; border: 1px solid var(--border); border-radius: 4px; padding: 8px; overflow: auto; white-space: pre-wrap; word-break: break-word; max-height: 320px; margin: 0; }
-.trace-missing { background: var(--panel); border: 1px solid var(--border); border-radius: 6px; padding: 16px 20px; max-width: 640px; }
-.trace-missing h1 { font-size: 17px; margin: 0 0 6px; }
-.trace-missing code { word-break: break-all; }
-`;
-
-let adopted = false;
-
-function adoptStyles() {
-  if (adopted) return;
-  const sheet = new CSSStyleSheet();
-  sheet.replaceSync(CSS);
-  document.adoptedStyleSheets = [...document.adoptedStyleSheets, sheet];
-  adopted = true;
-}
 
 // 0.4 -> "0.4 ms", 1234.5 -> "1.235 s", 75000 -> "1 min 15 s"
 export function formatDuration(ms) {
@@ -95,7 +51,6 @@ function link(ctx, state, testid, ...children) {
 }
 
 export async function render(root, ctx) {
-  adoptStyles();
   const { state, api } = ctx;
   const controller = new AbortController();
   const traceId = state.trace_id || state.filters.trace_id || "";
@@ -107,20 +62,22 @@ export async function render(root, ctx) {
   root.append(el("p", { className: "muted", testid: "trace-loading" }, "loading trace…"));
   let data;
   try {
+    // Quiet: the page says what went wrong itself, in its place of the trace.
     data = await api.get(`/api/traces/${encodeURIComponent(traceId)}`, undefined,
-      { signal: controller.signal });
+      { signal: controller.signal, quiet: true });
   } catch (error) {
-    if (error instanceof ApiError && error.status === 404) {
-      // An unknown trace is an answer, not a failure: say so in the page instead of the banner.
-      hideError();
+    if (!(error instanceof ApiError) && error.name !== "AbortError") throw error;
+    if (error.status === 404) {
+      // An unknown trace is an answer, not a failure.
       root.replaceChildren(missing("No such trace: no stored log carries this trace id.", traceId));
-      return () => controller.abort();
-    }
-    if (isAbort(error)) {
+    } else if (error.name === "AbortError" || error.shown) {
+      // Left, or the key was refused (the prompt took the page).
       root.replaceChildren();
-      return () => controller.abort();
+    } else {
+      root.replaceChildren(el("p", { className: "page-error", testid: "trace-error", role: "alert" },
+        `This trace could not be loaded: ${error.message}`));
     }
-    throw error;
+    return () => controller.abort();
   }
   root.replaceChildren(...traceView(ctx, data));
   return () => controller.abort();
@@ -186,50 +143,49 @@ function shortName(name, max = 24) {
 function timeline(byService, totalMs) {
   const lanes = [...byService];
   const height = AXIS + lanes.length * LANE + 4;
-  const plot = WIDTH - LABEL - RIGHT;
-  const x = (ms) => LABEL + (totalMs > 0 ? (ms / totalMs) * plot : 0);
-  const chart = svg("svg", {
-    viewBox: `0 0 ${WIDTH} ${height}`,
+  const draw = (width) => {
+    const plot = width - LABEL - RIGHT;
+    const x = (ms) => LABEL + (totalMs > 0 ? (ms / totalMs) * plot : 0);
+    const axis = [0, 0.25, 0.5, 0.75, 1].map((fraction) => {
+      const at = LABEL + fraction * plot;
+      return [
+        svg("line", { x1: at, x2: at, y1: AXIS - 4, y2: height, className: "grid" }),
+        svg("text", {
+          x: at, y: 12, className: "axis",
+          "text-anchor": fraction === 0 ? "start" : fraction === 1 ? "end" : "middle",
+        }, fraction === 0 ? "0" : `+${formatDuration(totalMs * fraction)}`),
+      ];
+    });
+    return [axis, lanes.map(([service, lines], i) => {
+      const top = AXIS + i * LANE;
+      const first = lines.length ? lines[0].offsetMs : 0;
+      const last = lines.length ? lines[lines.length - 1].offsetMs : 0;
+      const span = last - first;
+      return svg("g", { className: "lane", dataset: { service } },
+        svg("title", {}, `${service}: ${lines.length} lines over ${formatDuration(span)}`),
+        svg("rect", { x: 0, y: top + 2, width, height: LANE - 4, className: "lane-bg" }),
+        svg("text", { x: 8, y: top + LANE / 2 + 4, className: "lane-label" }, shortName(service)),
+        svg("rect", {
+          x: x(first), y: top + 6, width: Math.max(3, x(last) - x(first)), height: LANE - 12,
+          rx: 2, className: "span-bar",
+        }),
+        lines.map((line) => svg("line", {
+          x1: x(line.offsetMs), x2: x(line.offsetMs), y1: top + 4, y2: top + LANE - 4,
+          className: `tick level-${line.record.level}`,
+        }, svg("title", {}, `+${formatDuration(line.offsetMs)} ${line.record.level}`))),
+        svg("text", {
+          x: width - 6, y: top + LANE / 2 + 4, className: "lane-duration", "text-anchor": "end",
+          testid: "trace-span",
+        }, formatDuration(span)),
+      );
+    })];
+  };
+  return fluidSvg({
     className: "chart trace-timeline",
     testid: "trace-timeline",
     role: "img",
     "aria-label": `timeline of the trace: ${lanes.length} services over ${formatDuration(totalMs)}`,
-  });
-  for (const fraction of [0, 0.25, 0.5, 0.75, 1]) {
-    const at = LABEL + fraction * plot;
-    chart.append(
-      svg("line", { x1: at, x2: at, y1: AXIS - 4, y2: height, className: "grid" }),
-      svg("text", {
-        x: at, y: 12, className: "axis",
-        "text-anchor": fraction === 0 ? "start" : fraction === 1 ? "end" : "middle",
-      }, fraction === 0 ? "0" : `+${formatDuration(totalMs * fraction)}`),
-    );
-  }
-  lanes.forEach(([service, lines], i) => {
-    const top = AXIS + i * LANE;
-    const first = lines.length ? lines[0].offsetMs : 0;
-    const last = lines.length ? lines[lines.length - 1].offsetMs : 0;
-    const span = last - first;
-    const lane = svg("g", { className: "lane", dataset: { service } },
-      svg("title", {}, `${service}: ${lines.length} lines over ${formatDuration(span)}`),
-      svg("rect", { x: 0, y: top + 2, width: WIDTH, height: LANE - 4, className: "lane-bg" }),
-      svg("text", { x: 8, y: top + LANE / 2 + 4, className: "lane-label" }, shortName(service)),
-      svg("rect", {
-        x: x(first), y: top + 6, width: Math.max(3, x(last) - x(first)), height: LANE - 12,
-        rx: 2, className: "span-bar",
-      }),
-      lines.map((line) => svg("line", {
-        x1: x(line.offsetMs), x2: x(line.offsetMs), y1: top + 4, y2: top + LANE - 4,
-        className: `tick level-${line.record.level}`,
-      }, svg("title", {}, `+${formatDuration(line.offsetMs)} ${line.record.level}`))),
-      svg("text", {
-        x: WIDTH - 6, y: top + LANE / 2 + 4, className: "lane-duration", "text-anchor": "end",
-        testid: "trace-span",
-      }, formatDuration(span)),
-    );
-    chart.append(lane);
-  });
-  return chart;
+  }, height, draw);
 }
 
 function serviceGroup(ctx, service, lines) {
@@ -272,12 +228,7 @@ function traceLine(ctx, { record, seq, offsetMs }) {
     "aria-expanded": "false",
     title: formatTime(record.created_at),
     onclick: toggle,
-    onkeydown: (event) => {
-      if (event.key === "Enter" || event.key === " ") {
-        event.preventDefault();
-        toggle();
-      }
-    },
+    onkeydown: onKeys(["Enter", " "], toggle),
   },
   el("span", { className: "seq" }, `#${seq}`),
   el("span", { className: "offset" }, `+${formatDuration(offsetMs)}`),
