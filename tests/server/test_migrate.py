@@ -21,6 +21,7 @@ STEPS = [
     "0003_time_index_and_log_counts",
     "0004_saved_views",
     "0005_log_counts_by_service",
+    "0006_alerts",
 ]
 
 
