@@ -29,6 +29,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) scripts/bench_client.py
 	$(PY) scripts/bench_server.py
+	$(PY) scripts/bench_ask.py
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py

@@ -14,6 +14,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from . import auth
+from .alerts import AlertChecker, AlertSettings
+from .ask.settings import AskSettings
 from .limits import Limits
 from .query.tail import TailSettings
 from .routes import routers_for
@@ -36,6 +38,8 @@ def create_app(
     role: str = "all",
     sql_timeout: float = 5.0,
     tail: TailSettings | None = None,
+    ask: AskSettings | None = None,
+    alerts: AlertSettings | bool | None = None,
 ) -> FastAPI:
     """The server for ``db_url`` (``sqlite:///path`` or ``postgresql://...``).
 
@@ -47,7 +51,13 @@ def create_app(
     the database before answering 503. ``role``: ``ingest`` (POST /logs), ``query`` (/api/*
     and /stats) or ``all``; each also serves /, /healthz, /readyz, /docs and /openapi.json.
     ``sql_timeout``: seconds a POST /api/sql statement may run. ``tail``: how /api/tail streams
-    poll, beat and drop slow readers (``TailSettings``).
+    poll, beat and drop slow readers (``TailSettings``). ``ask``: how POST /api/ask answers
+    (``AskSettings``; default from ``$LOG_COLLECTOR_ASK_ENGINE`` and the other
+    ``LOG_COLLECTOR_ASK_*`` variables: the builtin engine, no network). ``alerts``: the alert
+    checker's settings (``AlertSettings``), or True/False to switch it on or off with the rest
+    from the environment (default: all from ``$LOG_COLLECTOR_ALERTS``, off unless set, and the
+    other ``LOG_COLLECTOR_ALERT_*``); it runs in servers that write (roles ``all`` and
+    ``ingest``), and GET /api/alerts lists what it found.
 
     Example::
 
@@ -85,8 +95,19 @@ def create_app(
         role=role,
         sql_timeout=sql_timeout,
         tail=tail,
+        ask=ask,
     )
     app.state.store = store
+    if isinstance(alerts, AlertSettings):
+        alert_settings = alerts
+    else:
+        alert_settings = AlertSettings.from_env(**({} if alerts is None else {"enabled": alerts}))
+    # A query server may read a replica, where nothing can be written: it lists alerts only.
+    app.state.alert_checker = (
+        AlertChecker(store, alert_settings, ready=app.state.server.migrated.ensure)
+        if alert_settings.enabled and role != "query"
+        else None
+    )
     return app
 
 
@@ -98,7 +119,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(state.migrated.ensure)
     except StoreUnavailable as exc:
         logger.warning("starting without the store (will retry on demand): %s", exc)
+    checker: AlertChecker | None = app.state.alert_checker
+    if checker is not None:
+        checker.start()
     yield
+    if checker is not None:
+        await run_in_threadpool(checker.stop)
     await run_in_threadpool(state.store.close)
 
 

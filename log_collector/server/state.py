@@ -1,6 +1,7 @@
 """What one app shares between its routes: the store, its migrations, the
 keys of both scopes, the role, the SQL endpoint's settings, the limits, the
-in-flight budget, the decode, ingest and SQL slots and the /stats cache. One
+in-flight budget, the decode, ingest and SQL slots, the /stats cache and the
+service behind /api/ask. One
 ``ServerState`` per app, on ``app.state.server``; a route reaches it through
 its request (``state_of``)."""
 
@@ -16,6 +17,8 @@ from anyio import CapacityLimiter
 from starlette.requests import Request
 
 from . import auth
+from .ask.service import AskService
+from .ask.settings import AskSettings
 from .ingest.receive import BodyBudget
 from .limits import Limits
 from .query.tail import TailSettings
@@ -30,6 +33,10 @@ DECODE_THREADS = 2
 # Statements of POST /api/sql run at once: each holds a worker thread (and on PostgreSQL a
 # read connection) until it ends or its timeout stops it; the rest wait their turn.
 SQL_THREADS = 4
+
+# Questions of POST /api/ask answered at once: apart from POST /api/sql's slots, because with a
+# language-model engine a question also waits for the engine's replies.
+ASK_THREADS = 4
 
 # Seconds a /stats answer is reused: its counts scan the table, so however
 # many clients poll it the store computes it at most this often.
@@ -129,6 +136,7 @@ class ServerState:
         role: str = "all",
         sql_timeout: float = 5.0,
         tail: TailSettings | None = None,
+        ask: AskSettings | None = None,
     ):
         if role not in auth.ROLES:
             raise ValueError(f"unknown role {role!r}: use one of {', '.join(auth.ROLES)}")
@@ -148,12 +156,20 @@ class ServerState:
         self.sqlite_path = store.path if isinstance(store, SQLiteStore) else None
         self.sql_dialect = "postgres" if self.sqlite_path is None else "sqlite"
         self._sql_slots: CapacityLimiter | None = None
+        self._ask_slots: CapacityLimiter | None = None
         self.limits = limits
         self.budget = BodyBudget(limits.max_inflight_bytes)
         # Of the batches in flight, this many decode at once.
         self.decode_slots = threading.BoundedSemaphore(DECODE_THREADS)
         self.stats = StatsCache(self._compute_stats, STATS_TTL_S)
         self._ingest_slots: CapacityLimiter | None = None
+        # /api/ask: its engine is loaded here, so a misconfigured one fails at start, naming
+        # the setting, rather than at the first question. An ingest server answers none.
+        self.ask_settings: AskSettings | None = None
+        self.ask: AskService | None = None
+        if role != "ingest":
+            self.ask_settings = ask if ask is not None else AskSettings.from_env()
+            self.ask = AskService(self, self.ask_settings)
 
     def ingest_slots(self) -> CapacityLimiter:
         """Batches decoded and stored at once (see Store.concurrency); made on
@@ -168,6 +184,12 @@ class ServerState:
         if self._sql_slots is None:
             self._sql_slots = CapacityLimiter(SQL_THREADS)
         return self._sql_slots
+
+    def ask_slots(self) -> CapacityLimiter:
+        """Questions of POST /api/ask answered at once (ASK_THREADS); made on first use."""
+        if self._ask_slots is None:
+            self._ask_slots = CapacityLimiter(ASK_THREADS)
+        return self._ask_slots
 
     def ready(self) -> None:
         """Return when the store is migrated and answers; StoreUnavailable otherwise."""

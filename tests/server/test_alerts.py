@@ -6,7 +6,6 @@ the settings read from the environment."""
 
 from __future__ import annotations
 
-import inspect
 import logging
 import sqlite3
 import time
@@ -40,8 +39,6 @@ from log_collector.server.alerts.webhook import (
     _retry_after,
     classify,
 )
-from log_collector.server.routes import QUERY_ROUTERS
-from log_collector.server.routes.alerts import router as alerts_router
 from log_collector.server.store import StoreUnavailable
 
 # Not on a minute's edge, so the windows have ends that no granule of log_counts covers.
@@ -527,10 +524,7 @@ def alerts_url(store, empty_db_url, serve) -> str:
         add(store, clock.now - 30, 8, service=service, level="ERROR")
         checker.run_once()
         clock.advance(10 * MINUTE)
-    app = create_app(empty_db_url, api_keys=INGEST_KEY, read_keys=READ_KEY)
-    if alerts_router not in QUERY_ROUTERS:
-        app.include_router(alerts_router)  # until create_app mounts it
-    return serve(app)
+    return serve(create_app(empty_db_url, api_keys=INGEST_KEY, read_keys=READ_KEY))
 
 
 def _get(url: str, key: str | None = READ_KEY, **params: Any) -> requests.Response:
@@ -651,15 +645,9 @@ def _wait_until(condition, timeout: float = 30.0) -> None:
         time.sleep(0.01)
 
 
-# the server's own checker (create_app(alerts=...)); skipped until the app takes that argument
-
-wired = pytest.mark.skipif(
-    "alerts" not in inspect.signature(create_app).parameters,
-    reason="create_app does not take alerts= yet",
-)
+# the server's own checker (create_app(alerts=...))
 
 
-@wired
 def test_a_server_with_alerts_on_checks_at_start_and_lists_at_api_alerts(empty_db_url, serve):
     store = open_store(empty_db_url)
     add(store, time.time() - 30, 8, service="payment-api", level="ERROR")
@@ -670,7 +658,6 @@ def test_a_server_with_alerts_on_checks_at_start_and_lists_at_api_alerts(empty_d
     assert ("error_spike", "payment-api") == (alert["rule"], alert["key"])
 
 
-@wired
 def test_a_query_server_runs_no_checker(empty_db_url):
     """A query server may read a replica, where the checker could not write."""
     app = create_app(empty_db_url, role="query", alerts=True)

@@ -1,8 +1,10 @@
 """One router per API: ``ingest`` (POST /logs), ``health`` (/, /healthz, /readyz), ``stats``
-(/stats), ``sql`` (POST /api/sql), ``query`` (GET /api/logs, histogram, facets, traces,
-services, endpoints), ``views`` (/api/views, the dashboard's saved views), ``tail`` (GET
-/api/tail, Server-Sent Events), and the dashboard (``server.ui``: /ui/, its shell and static
-files), served with the read scope's routes because it shows what they answer.
+(/stats), ``sql`` (POST /api/sql), ``ask`` (POST /api/ask and /api/ask/stream), ``query``
+(GET /api/logs, histogram, facets, traces, services, endpoints), ``views`` (/api/views, the
+dashboard's saved views), ``tail`` (GET /api/tail, Server-Sent Events), ``alerts`` (GET
+/api/alerts, what the alert checker found), and the dashboard
+(``server.ui``: /ui/, its shell and static files), served with the read scope's routes because
+it shows what they answer.
 ``app.create_app`` mounts those of its role (``routers_for``).
 
 Routes take the raw ``Request`` and answer with ``JSONResponse``: no request
@@ -17,14 +19,23 @@ from fastapi import APIRouter
 
 from .. import ui
 from ..auth import ROLES
-from . import health, ingest, query, sql, stats, tail, views
+from . import alerts, ask, health, ingest, query, sql, stats, tail, views
 
 # Mounted by every role: the probes a load balancer or orchestrator asks.
 COMMON_ROUTERS = (health.router,)
 INGEST_ROUTERS = (ingest.router,)
 # The read scope: /stats and everything under /api/, and the dashboard that reads them (its
 # shell holds no data and asks no key; the key guards /api/*).
-QUERY_ROUTERS = (stats.router, sql.router, query.router, views.router, tail.router, ui.router)
+QUERY_ROUTERS = (
+    stats.router,
+    sql.router,
+    ask.router,
+    query.router,
+    views.router,
+    tail.router,
+    alerts.router,
+    ui.router,
+)
 ROUTERS = INGEST_ROUTERS + COMMON_ROUTERS + QUERY_ROUTERS
 
 

@@ -1,5 +1,6 @@
 """``POST /api/sql``: one read-only SELECT over the logs, guarded by ``query.sqlguard`` and run
-by ``query.sqlexec`` (read-only connection, statement timeout, at most ``limit + 1`` rows).
+by ``query.sqlexec`` (read-only connection, statement timeout, at most ``limit + 1`` rows), both
+through ``query.sqlrun`` as ``POST /api/ask`` runs its SQL.
 
 Answers: 200 ``{"columns", "rows", "truncated", "elapsed_ms"}``; every failure is
 ``{"error": <kind>, "reason": <what exactly>}``: 400 for a body that is not a request
@@ -13,11 +14,7 @@ clients and browsers do not resend on their own.
 
 from __future__ import annotations
 
-import datetime
 import json
-import math
-import uuid
-from decimal import Decimal
 from typing import Any
 
 import anyio
@@ -29,23 +26,10 @@ from starlette.requests import ClientDisconnect, Request
 
 from .. import auth
 from ..ingest.receive import is_json
-from ..query.sqlexec import (
-    SqlQueryError,
-    SqlResult,
-    SqlStoreUnavailable,
-    SqlTimeout,
-    execute_postgres,
-    execute_sqlite,
-    open_sqlite_reader,
-)
-from ..query.sqlguard import (
-    DEFAULT_LIMIT,
-    MAX_LIMIT,
-    MAX_SQL_CHARS,
-    GuardedQuery,
-    SqlRefused,
-    guard,
-)
+from ..query.sqlexec import SqlQueryError, SqlStoreUnavailable, SqlTimeout
+from ..query.sqlguard import DEFAULT_LIMIT, MAX_LIMIT, MAX_SQL_CHARS, SqlRefused
+from ..query.sqlrun import json_value as json_value
+from ..query.sqlrun import run_guarded
 from ..state import ServerState, state_of
 from ..store import StoreUnavailable
 from ._answers import unauthorised
@@ -54,11 +38,6 @@ from ._read_api import failure, json_request_body, store_unavailable
 # A statement is at most MAX_SQL_CHARS characters; JSON may spell each as a 6-byte \uXXXX
 # escape, so a longer body cannot hold a statement the guard would take.
 MAX_BODY_BYTES = 6 * MAX_SQL_CHARS + 4096
-
-# Integral numeric values up to this many digits are returned as exact JSON integers; longer
-# ones as floats (Python refuses to print ints past 4300 digits by default:
-# https://docs.python.org/3/library/stdtypes.html#int-max-str-digits).
-_MAX_INT_DIGITS = 300
 
 router = APIRouter(prefix="/api", tags=["query"])
 
@@ -173,9 +152,7 @@ def parse_request(body: bytes) -> tuple[str, int] | JSONResponse:
 def run_sql(state: ServerState, sql: str, limit: int) -> JSONResponse:
     """Guard, run and encode one statement, in a worker thread: the answer."""
     try:
-        query = guard(sql, state.sql_dialect, limit)
-        state.migrated.ensure()
-        result = _execute(state, query)
+        result = run_guarded(state, sql, limit)
         return JSONResponse(
             {
                 "columns": result.columns,
@@ -195,51 +172,3 @@ def run_sql(state: ServerState, sql: str, limit: int) -> JSONResponse:
     except RecursionError:
         # A JSON value nested deeper than Python decodes or encodes (PostgreSQL takes more).
         return failure(400, "query_error", "a value of the result is nested too deeply to return")
-
-
-def _execute(state: ServerState, query: GuardedQuery) -> SqlResult:
-    if state.sqlite_path is not None:
-        # A connection per statement: opening one costs far less than a statement, and one
-        # that a statement interrupted or failed on is never handed to the next.
-        conn = open_sqlite_reader(state.sqlite_path)
-        try:
-            return execute_sqlite(conn, query, timeout=state.sql_timeout)
-        finally:
-            conn.close()
-    with state.store.reading() as conn:
-        return execute_postgres(conn, query, timeout=state.sql_timeout)
-
-
-def json_value(value: Any) -> Any:
-    """``value`` as JSON can carry it: see ``SqlAnswer.rows``."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else _non_finite(value)
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            return "NaN" if value.is_nan() else _non_finite(float(value))
-        if value == value.to_integral_value() and value.adjusted() < _MAX_INT_DIGITS:
-            return int(value)
-        number = float(value)
-        return number if math.isfinite(number) else str(value)
-    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
-        return value.isoformat()
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return bytes(value).hex()
-    if isinstance(value, dict):
-        return {str(key): json_value(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [json_value(item) for item in value]
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return str(value)
-
-
-def _non_finite(number: float) -> str:
-    # Strict JSON has no NaN or Infinity (RFC 8259 section 6): PostgreSQL's own spelling.
-    if math.isnan(number):
-        return "NaN"
-    return "Infinity" if number > 0 else "-Infinity"
