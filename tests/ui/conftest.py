@@ -6,7 +6,9 @@ tests are skipped, except under ``CI=true``, where that is a failure (``.ci/run`
 
 ``ui_server`` is the server of a session: its data set is known (the ``seeded`` fixture names
 its services, trace, stack trace...), so tests can say what a page must show. A test that
-needs a server of its own (read keys, its own rows) uses ``make_ui_server``.
+needs a server of its own (read keys, its own rows, no alerts route) uses ``make_ui_server``.
+Every server answers GET /api/alerts (the badge every page shows asks it) unless made with
+``alerts=False``.
 """
 
 from __future__ import annotations
@@ -26,10 +28,12 @@ import pytest
 # server_helpers lives in tests/server, which is not a package (as in test_acknowledgement).
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 from server_helpers import running_server  # noqa: E402
+from ui_helpers import Listener  # noqa: E402
 
 from log_collector import AsyncLogClient  # noqa: E402
 from log_collector.server import create_app  # noqa: E402
 from log_collector.server.query.tail import TailSettings  # noqa: E402
+from log_collector.server.routes.alerts import router as alerts_router  # noqa: E402
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -66,6 +70,8 @@ class UiServer:
     db_url: str
     spool_dir: Path
     read_key: str | None = None
+    # The app the server runs: a test reaches its store (app.state.store) through it.
+    app: Any = None
     # Lines seed() stored.
     rows: int = 0
     clients: dict[str, AsyncLogClient] = field(default_factory=dict)
@@ -136,19 +142,46 @@ def seed(server: UiServer, rows: int = SEEDED_ROWS) -> None:
     server.rows += rows + 1 + len(TRACE_SERVICES)
 
 
+ALERTS_PATH = "/api/alerts"
+
+
+def _serves_alerts(route: Any) -> bool:
+    """Whether ``route`` (a route, or a router included whole) answers GET /api/alerts."""
+    if getattr(route, "original_router", None) is alerts_router:
+        return True
+    return getattr(route, "path", None) == ALERTS_PATH
+
+
+def _with_alerts(app: Any, alerts: bool) -> Any:
+    """``app`` answering GET /api/alerts (``alerts``) or not (404, as a server without the
+    alerts route): the route is added when ``create_app`` did not mount it, or taken out."""
+    mounted = any(_serves_alerts(route) for route in app.router.routes)
+    if alerts and not mounted:
+        app.include_router(alerts_router)
+    elif not alerts and mounted:
+        app.router.routes[:] = [r for r in app.router.routes if not _serves_alerts(r)]
+    return app
+
+
 @contextlib.contextmanager
 def serve(
-    tmp_path: Path, *, read_keys: str | None = None, tail: TailSettings | None = None
+    tmp_path: Path,
+    *,
+    read_keys: str | None = None,
+    tail: TailSettings | None = None,
+    alerts: bool = True,
 ) -> Iterator[UiServer]:
     """A server on ``tmp_path/logs.db`` (``create_app``, as ``log-collector serve`` makes it)
     run by uvicorn on 127.0.0.1, with clients that log to it; no rows yet. Its tail polls
-    every 0.1 s unless ``tail`` says otherwise, so a new line shows soon after it is stored."""
+    every 0.1 s unless ``tail`` says otherwise, so a new line shows soon after it is stored.
+    ``alerts``: whether it answers GET /api/alerts (see ``_with_alerts``)."""
     db_url = f"sqlite:///{tmp_path / 'logs.db'}"
     app = create_app(
         db_url, read_keys=read_keys or (), api_keys=(), tail=tail or TailSettings(poll_s=0.1)
     )
+    _with_alerts(app, alerts)
     with running_server(app, timeout_graceful_shutdown=1) as url:
-        server = UiServer(url, db_url, tmp_path / "spool", read_key=read_keys)
+        server = UiServer(url, db_url, tmp_path / "spool", read_key=read_keys, app=app)
         try:
             yield server
         finally:
@@ -205,15 +238,20 @@ def seeded() -> SimpleNamespace:
 
 @pytest.fixture
 def make_ui_server(tmp_path: Path) -> Callable[..., Any]:
-    """``with make_ui_server(read_keys="k", rows=0, tail=None) as server:`` a server of the
-    test's own (``tail``: its TailSettings), seeded with ``rows`` lines of the data set and its
-    FATAL line and trace (``server.rows`` in all), or empty (``rows=0``)."""
+    """``with make_ui_server(read_keys="k", rows=0, tail=None, alerts=True) as server:`` a
+    server of the test's own (``tail``: its TailSettings; ``alerts=False``: no GET
+    /api/alerts), seeded with ``rows`` lines of the data set and its FATAL line and trace
+    (``server.rows`` in all), or empty (``rows=0``)."""
 
     @contextlib.contextmanager
     def make(
-        *, read_keys: str | None = None, rows: int = 0, tail: TailSettings | None = None
+        *,
+        read_keys: str | None = None,
+        rows: int = 0,
+        tail: TailSettings | None = None,
+        alerts: bool = True,
     ) -> Iterator[UiServer]:
-        with serve(tmp_path, read_keys=read_keys, tail=tail) as server:
+        with serve(tmp_path, read_keys=read_keys, tail=tail, alerts=alerts) as server:
             if rows:
                 seed(server, rows)
             yield server
@@ -297,6 +335,31 @@ def new_page(browser: Any, page_problems: BrowserProblems) -> Iterator[Callable[
 def page(new_page: Callable[..., Any]) -> Any:
     """A fresh context and page (1280x800) that records every problem (see ``new_page``)."""
     return new_page()
+
+
+@pytest.fixture
+def listener() -> Iterator[Listener]:
+    """An HTTP server on 127.0.0.1 that records every request: a payload that ran would call it."""
+    with Listener() as started:
+        yield started
+
+
+@pytest.fixture(params=["csp", "csp-bypassed"])
+def hostile_page(request: pytest.FixtureRequest, new_page: Any) -> SimpleNamespace:
+    """``page``: a page as the suite's ``page`` fixture makes it (problems recorded, the test
+    failing on any), with the CSP bypassed for the "csp-bypassed" run; ``dialogs``: every
+    dialog it opened; ``requested``: the URL of every request it made."""
+    opened = new_page(bypass_csp=request.param != "csp")
+    dialogs: list[str] = []
+    requested: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    opened.on("dialog", on_dialog)
+    opened.on("request", lambda r: requested.append(r.url))
+    return SimpleNamespace(page=opened, dialogs=dialogs, requested=requested)
 
 
 # Run in the page before its scripts: keeps every text the error banner shows.

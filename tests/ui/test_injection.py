@@ -11,9 +11,7 @@ nodes only), not the policy alone.
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import time
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -23,94 +21,18 @@ from urllib.parse import quote
 import httpx
 import pytest
 from payloads import PAYLOADS, payloads, short, without_slash
-from ui_helpers import attribute_and_text, attribute_values, facet_values
+from ui_helpers import (
+    TRACE_PAYLOAD,
+    Listener,
+    assert_nothing_ran,
+    assert_shown_as_text,
+    attribute_and_text,
+    attribute_values,
+    facet_values,
+)
 
 # The injected rows' service, so a page can be filtered to them.
 SERVICE = "injected"
-# Payloads with no "/" may be a trace id (/ui/trace/<id>); this one is.
-TRACE_PAYLOAD = '"><img src=x onerror=window.__injected=true>'
-
-# Run in the page after it rendered: every element or attribute a payload could have created.
-# Our own markup has no on* attribute, no URL attribute outside /ui/, one script (the app's
-# module) and none of the listed tags; a style attribute may be ours (element.style), so one
-# is only suspect for what it holds.
-AUDIT_JS = """
-() => {
-  const found = [];
-  const denied = new Set(["iframe", "frame", "frameset", "object", "embed", "base", "marquee",
-    "video", "audio", "source", "math", "mglyph", "mtext", "style", "x"]);
-  const urlAttributes = new Set(["src", "href", "action", "formaction", "data", "srcdoc",
-    "xlink:href", "background", "poster"]);
-  for (const node of document.querySelectorAll("*")) {
-    const tag = node.localName;
-    if (denied.has(tag)) found.push(`<${tag}>`);
-    if (tag === "script" && !(node.getAttribute("src") || "").startsWith("/ui/static/js/")) {
-      found.push(`script ${node.getAttribute("src") || "inline"}`);
-    }
-    if (tag === "img") found.push(`img src=${node.getAttribute("src")}`);
-    if (tag === "meta" && node.hasAttribute("http-equiv")) found.push("meta http-equiv");
-    if (tag === "noscript" && node.parentElement !== document.body) found.push("noscript");
-    for (const attribute of node.attributes) {
-      const name = attribute.name.toLowerCase();
-      const value = attribute.value;
-      if (name.startsWith("on")) found.push(`${tag}[${name}]`);
-      // The shell's links: its stylesheet and an empty icon (data:,).
-      const shell = tag === "link" && value === "data:,";
-      if (urlAttributes.has(name) && !value.startsWith("/ui/") && !shell) {
-        found.push(`${tag}[${name}=${value}]`);
-      }
-      // Attributes that are text (a log value may be a title) or links our code built to
-      // our own pages (a log value may be in their query string) may hold anything.
-      const text = name.startsWith("data-") || ["title", "aria-label", "value"].includes(name);
-      const ours = urlAttributes.has(name) && value.startsWith("/ui/");
-      if (/javascript:|stolen|__injected/i.test(value) && !text && !ours) {
-        found.push(`${tag}[${name}] holds ${value.slice(0, 60)}`);
-      }
-    }
-  }
-  if (document.scripts.length !== 1) found.push(`${document.scripts.length} scripts`);
-  return found;
-}
-"""
-
-
-class Listener:
-    """An HTTP server on 127.0.0.1 that records every request it gets: a payload that ran
-    would call it."""
-
-    def __init__(self) -> None:
-        self.requests: list[str] = []
-        heard = self.requests
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def _record(self) -> None:
-                heard.append(f"{self.command} {self.path}")
-                self.send_response(204)
-                self.send_header("Access-Control-Allow-Origin", "*")
-                self.end_headers()
-
-            do_GET = do_POST = do_OPTIONS = _record
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.origin = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> Listener:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-
-@pytest.fixture
-def listener() -> Iterator[Listener]:
-    with Listener() as started:
-        yield started
 
 
 def _metadata(payload: str) -> dict[str, str]:
@@ -158,46 +80,6 @@ def hostile(make_ui_server: Any, listener: Listener) -> Iterator[Any]:
             )
         server.flush()
         yield SimpleNamespace(url=server.url, corpus=corpus, services=services)
-
-
-@pytest.fixture(params=["csp", "csp-bypassed"])
-def hostile_page(request: pytest.FixtureRequest, new_page: Any) -> SimpleNamespace:
-    """``page``: a page as the suite's ``page`` fixture makes it (problems recorded, the test
-    failing on any), with the CSP bypassed for the "csp-bypassed" run; ``dialogs``: every
-    dialog it opened; ``requested``: the URL of every request it made."""
-    opened = new_page(bypass_csp=request.param != "csp")
-    dialogs: list[str] = []
-    requested: list[str] = []
-
-    def on_dialog(dialog: Any) -> None:
-        dialogs.append(f"{dialog.type}: {dialog.message}")
-        dialog.dismiss()
-
-    opened.on("dialog", on_dialog)
-    opened.on("request", lambda r: requested.append(r.url))
-    return SimpleNamespace(page=opened, dialogs=dialogs, requested=requested)
-
-
-def body_text(page: Any) -> str:
-    return page.evaluate("() => document.body.textContent")
-
-
-def assert_shown_as_text(page: Any, expected: list[str]) -> None:
-    text = body_text(page)
-    missing = [payload for payload in expected if payload not in text]
-    assert [] == missing, "payloads not shown as their literal text"
-
-
-def assert_nothing_ran(watched: Any, server: Any, listener: Listener) -> None:
-    page = watched.page
-    # An <img onerror> fires after its load fails, a fetch a moment after it starts.
-    page.wait_for_timeout(500)
-    assert [] == watched.dialogs
-    assert page.evaluate("() => typeof window.__injected") == "undefined"
-    assert [page.main_frame] == page.frames
-    assert [] == page.evaluate(AUDIT_JS)
-    assert [] == [url for url in watched.requested if not url.startswith(f"{server.url}/")]
-    assert [] == listener.requests
 
 
 def test_the_corpus_is_large_and_every_payload_is_distinct() -> None:
@@ -310,7 +192,9 @@ def test_overview_shows_injected_services_error_types_and_paths_as_text(
     assert_nothing_ran(hostile_page, hostile, listener)
 
 
-@pytest.mark.parametrize("path", ["/ui/explore", "/ui/tail", "/ui/overview", "/ui/trace/x"])
+@pytest.mark.parametrize(
+    "path", ["/ui/explore", "/ui/tail", "/ui/overview", "/ui/ask", "/ui/trace/x"]
+)
 def test_ui_pages_forbid_inline_script(ui_server: Any, path: str) -> None:
     response = httpx.get(f"{ui_server.url}{path}", timeout=10)
     assert 200 == response.status_code

@@ -23,6 +23,7 @@ LOADED = {
     "tail": "[data-testid=tail-status][data-state=live]",
     "overview": "[data-testid=overview-cards]",
     "trace": "[data-testid=trace-view]",
+    "ask": "[data-testid=ask-input]",
 }
 
 
@@ -30,7 +31,7 @@ def _page_url(name: str, seeded) -> str:
     return f"/ui/trace/{seeded.trace_id}" if name == "trace" else f"/ui/{name}"
 
 
-@pytest.mark.parametrize("name", ["explore", "tail", "overview", "trace"])
+@pytest.mark.parametrize("name", ["explore", "tail", "overview", "trace", "ask"])
 def test_every_page_loads_with_no_console_error_and_no_failed_request(
     page, expect, ui_server, seeded, name
 ):
@@ -82,6 +83,7 @@ def _get(url: str, **headers: str) -> httpx.Response:
         ("/ui/explore", 200, "text/html; charset=utf-8"),
         ("/ui/tail", 200, "text/html; charset=utf-8"),
         ("/ui/overview", 200, "text/html; charset=utf-8"),
+        ("/ui/ask", 200, "text/html; charset=utf-8"),
         ("/ui/trace/some-trace-id", 200, "text/html; charset=utf-8"),
         ("/ui/static/app.css", 200, "text/css; charset=utf-8"),
         ("/ui/static/js/app.js", 200, "text/javascript; charset=utf-8"),
@@ -208,7 +210,9 @@ def test_the_shell_preloads_every_module_of_its_static_graph():
     preloaded = re.findall(r'<link rel="modulepreload" href="/ui/static/([^"]+)">', html)
 
     expected = _static_graph(STATIC_DIR / "js" / "app.js")
-    assert {"app.js", "api.js", "auth.js", "dom.js", "state.js"} <= {p.name for p in expected}
+    assert {"app.js", "alerts.js", "api.js", "auth.js", "dom.js", "state.js"} <= {
+        p.name for p in expected
+    }
     assert sorted(str(p.relative_to(STATIC_DIR)) for p in expected) == sorted(preloaded)
 
 

@@ -17,7 +17,7 @@ from .errors import BadQuery, NotFound
 from .filters import checked_int, encodable, iso, printable, to_microseconds
 
 # The pages of /ui/ a view may open.
-PAGES = ("explore", "tail", "trace", "overview")
+PAGES = ("explore", "tail", "trace", "overview", "ask")
 MAX_NAME_CHARS = 200
 MAX_QUERY_CHARS = 4096
 FIELDS = ("name", "page", "query")

@@ -2,9 +2,9 @@
 
 The shell holds no data, so it needs no key: its ES modules (``static/js/``) ask ``/api/*``
 for the logs with the read key the person enters, and the JavaScript router renders the page
-named by the URL (``/ui/explore``, ``/ui/tail``, ``/ui/overview``, ``/ui/trace/<trace_id>``),
-whose query string holds the rest of its state. There is no build step: the files here are
-served as they are.
+named by the URL (``/ui/explore``, ``/ui/tail``, ``/ui/overview``, ``/ui/ask``,
+``/ui/trace/<trace_id>``), whose query string holds the rest of its state. There is no build
+step: the files here are served as they are.
 
 Every answer under ``/ui`` carries a Content-Security-Policy that allows scripts, styles and
 connections from this origin only, and no inline script or style attribute, so a log line

@@ -1,5 +1,6 @@
-// The query API, with the read key. get() answers JSON; stream() reads Server-Sent Events
-// with fetch, because EventSource cannot send an Authorization header.
+// The query API, with the read key. get() and post() answer JSON; stream() reads
+// Server-Sent Events with fetch, because EventSource cannot send an Authorization header, and
+// postStream() the events that answer one POST.
 // A failure shows in the error banner, unless the call says {quiet: true}: then the caller
 // shows it itself (a refused key still brings up the key prompt).
 import { el } from "./dom.js";
@@ -99,6 +100,7 @@ export const api = {
   post: (path, body, options) => send("POST", path, undefined, { ...options, body }),
   delete: (path, options) => send("DELETE", path, undefined, options),
   stream,
+  postStream,
   // Asks the server whether it takes `key`: null if so, else its reason.
   async check(key) {
     let response;
@@ -155,6 +157,34 @@ async function stream(path, params, onEvent, signal, onStatus = () => {}, after 
     onStatus("reconnecting");
     await sleep(delay, signal);
     delay = Math.min(delay * 2, 10000);
+  }
+}
+
+// POSTs `body` (JSON) to `path` and reads the Server-Sent Events that answer it, calling
+// onEvent({type, id, data}) per event, until the server ends the stream. Sent once: a question
+// is not asked again behind the person's back, so a dropped connection is an ApiError (status
+// 0) rather than a retry. A refusal is an ApiError that is not shown (a refused key still
+// brings up the key prompt): the caller decides, e.g. to fall back to another endpoint on 404.
+async function postStream(path, body, onEvent, { signal } = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method: "POST",
+      headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+      body: JSON.stringify(body),
+      signal,
+    });
+  } catch (error) {
+    if (error.name === "AbortError") throw error;
+    throw new ApiError(`the server did not answer: ${error.message}`, 0, null, false);
+  }
+  if (!response.ok) throw await failed(response, true);
+  const stopped = signal || new AbortController().signal;
+  try {
+    await readEvents(response.body, stopped, onEvent);
+  } catch (error) {
+    if (error.name === "AbortError" || stopped.aborted) throw error;
+    throw new ApiError(`the answer was cut off: ${error.message}`, 0, null, false);
   }
 }
 

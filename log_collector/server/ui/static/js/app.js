@@ -2,6 +2,8 @@
 // renders the page named by the URL. Each page module exports
 // `async render(root, ctx) -> cleanup?` with ctx = {state, navigate, api}; a cleanup function
 // may carry `update(state) -> bool`, which takes the next URL's state in place when it can.
+// The navigation carries the open alerts' badge (alerts.js), asked every minute.
+import { alertsBadge } from "./alerts.js";
 import { el } from "./dom.js";
 import { api, hideError, isAbort, setUnauthorisedHandler } from "./api.js";
 import { forgetKey, getKey, keyPrompt } from "./auth.js";
@@ -13,19 +15,27 @@ const PAGE_MODULES = {
   tail: () => import("./pages/tail.js"),
   trace: () => import("./pages/trace.js"),
   overview: () => import("./pages/overview.js"),
+  ask: () => import("./pages/ask.js"),
 };
 
 const NAV = [
   ["explore", "Explore"],
   ["tail", "Live tail"],
   ["overview", "Overview"],
+  ["ask", "Ask"],
 ];
+// The pages that take the current page's filters along (the Ask page's URL holds a question
+// in `q`, not a text search, so it passes nothing on).
+const FILTER_PAGES = ["explore", "tail"];
 
 const nav = document.getElementById("nav");
 const main = document.getElementById("page");
 let cleanup = null;
 let generation = 0;
 let prompting = false;
+const badge = alertsBadge({
+  onOpen: () => navigate(readState({ pathname: "/ui/overview", search: "" })),
+});
 
 function runCleanup() {
   const done = cleanup;
@@ -41,9 +51,9 @@ function runCleanup() {
 
 function renderNav(state) {
   // Explore and Live tail share their filters: switching between them keeps them.
-  const carried = toSearch({ filters: state.filters });
+  const carried = state.page === "ask" ? "" : toSearch({ filters: state.filters });
   const links = NAV.map(([page, label]) => {
-    const search = page === "overview" || !carried ? "" : `?${carried}`;
+    const search = !FILTER_PAGES.includes(page) || !carried ? "" : `?${carried}`;
     const href = `/ui/${page}${search}`;
     return el("a", {
       href,
@@ -68,7 +78,7 @@ function renderNav(state) {
       },
     }, "forget key")
     : null;
-  nav.replaceChildren(el("span", { className: "brand" }, "log-collector"), ...links);
+  nav.replaceChildren(el("span", { className: "brand" }, "log-collector"), ...links, badge.element);
   if (signOut) nav.append(signOut);
 }
 
@@ -120,7 +130,7 @@ function askForKey(reason) {
   renderNav(readState());
   main.replaceChildren(keyPrompt({
     check: (key) => api.check(key),
-    done: () => render({ force: true }),
+    done: () => render({ force: true }).then(() => badge.start()),
     message: hadKey ? `The stored key was refused: ${reason}` : "",
   }));
 }
@@ -133,4 +143,5 @@ window.addEventListener("popstate", () => render());
 window.addEventListener("unhandledrejection", (event) => {
   if (isAbort(event.reason)) event.preventDefault();
 });
-render();
+// The badge asks once the first page has its data, so as not to compete with it.
+render().then(() => badge.start());

@@ -1,5 +1,6 @@
 // SVG charts drawn with our own elements (no chart library): the histogram of log volume
-// stacked by level, and a line/area chart for the overview. Each is drawn in CSS pixels
+// stacked by level, a line/area chart for the overview and the Ask page's time series, and
+// bars of a value per label for the Ask page's counts. Each is drawn in CSS pixels
 // (fluidSvg), so its text and margins keep their size whatever the width of its container.
 import { el, svg } from "./dom.js";
 import { LEVELS } from "./state.js";
@@ -208,4 +209,19 @@ export function lineChart({ points, format = String, className = "", label = "",
     role: "img",
     "aria-label": label,
   }, HEIGHT, draw);
+}
+
+// barChart({items: [{label, value}], format(value) -> text, label}): a row per item, its label
+// (as text), its value and a bar as long as its share of the largest value.
+export function barChart({ items, format = String, label = "" }) {
+  const top = Math.max(0, ...items.map((item) => item.value));
+  return el("div", { className: "bar-list", role: "list", "aria-label": label },
+    items.map((item) => {
+      const fill = el("div", { className: "fill" });
+      fill.style.width = `${top > 0 ? Math.max(2, (item.value / top) * 100) : 0}%`;
+      return el("div", { className: "bar-item", role: "listitem" },
+        el("span", { className: "bar-label", title: item.label }, item.label),
+        el("span", { className: "count" }, format(item.value)),
+        el("div", { className: "track" }, fill));
+    }));
 }

@@ -2,7 +2,7 @@
 // one back (pushState, or replaceState) and re-renders, so every view can be shared by its
 // URL and back/forward restore it.
 
-export const PAGES = ["explore", "tail", "trace", "overview"];
+export const PAGES = ["explore", "tail", "trace", "overview", "ask"];
 export const LEVELS = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 
 // The API's filters (DESIGN section 10), in the order they are written into URLs.

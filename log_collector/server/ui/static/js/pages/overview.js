@@ -1,10 +1,12 @@
-// Overview: cards (logs in the range, errors and warnings in the last hour, services), the
-// error rate over time, the top error types, the slowest endpoints and the services with the
-// time each last logged (one gone silent is marked). The range is the URL's `since` (and
-// `until`), 24 h by default; every service, error type and endpoint links to Explore.
+// Overview: the open alerts (when there are any), cards (logs in the range, errors and
+// warnings in the last hour, services), the error rate over time, the top error types, the
+// slowest endpoints and the services with the time each last logged (one gone silent is
+// marked). The range is the URL's `since` (and `until`), 24 h by default; every service,
+// error type and endpoint links to Explore.
 // Each panel asks the API on its own, so one that fails shows its error and the rest stand.
 import { el, formatTime } from "../dom.js";
 import { ApiError } from "../api.js";
+import { openAlerts } from "../alerts.js";
 import { lineChart } from "../chart.js";
 import { DEFAULT_SINCE, RANGE_PRESETS } from "../filters.js";
 import { emptyFilters, toUrl, withChanges } from "../state.js";
@@ -118,6 +120,9 @@ export async function render(root, ctx) {
     warnings: card("card-warnings", "Warnings, last hour", "warn"),
     services: card("card-services", "Services"),
   };
+  // Shown only when the server has open alerts: a server without alerts (404) shows nothing.
+  const alertsPlace = el("div", { className: "overview-alerts-place" });
+  root.append(alertsPlace);
   root.append(el("section", { className: "overview-cards", testid: "overview-cards" },
     Object.values(cards).map((c) => c.element)));
 
@@ -142,6 +147,11 @@ export async function render(root, ctx) {
   const now = Date.now();
 
   await Promise.all([
+    load(
+      { fail: (error) => alertsFailed(alertsPlace, error) },
+      openAlerts({ signal }),
+      (alerts) => drawAlerts(alertsPlace, alerts || [], now),
+    ),
     load(
       { fail: (error) => { cards.total.fail(error); errorRate.fail(error); } },
       api.get("/api/histogram", { ...range, buckets: BUCKETS }, options),
@@ -309,6 +319,36 @@ function drawEndpoints(target, rows, explore) {
   el("td", { className: "num" }, milliseconds(row.max_ms)),
   el("td", { className: `num${row.errors ? " errors-some" : ""}` }, number(row.errors)),
   )), "no request logged a duration_ms in this range");
+}
+
+// The open alerts, newest first: rule, key (the service, or the method and path), summary and
+// when each opened; nothing when there is none.
+function drawAlerts(place, alerts, now) {
+  if (!alerts.length) {
+    place.replaceChildren();
+    return;
+  }
+  const target = panel("overview-alerts", "Open alerts", `${alerts.length} open`);
+  target.element.classList.add("overview-alerts");
+  fillTable(target, ["rule", "key", "summary", "opened"], alerts.map((alert) => el("tr", {
+    testid: "overview-alert",
+    dataset: { id: alert.id, rule: alert.rule, key: alert.key },
+  },
+  el("td", {}, el("span", { className: `severity severity-${alert.severity}` }, alert.severity),
+    " ", alert.rule),
+  el("td", { className: "path" }, alert.key),
+  el("td", {}, alert.summary),
+  el("td", { className: "when", title: `${formatTime(alert.opened_at)} UTC` },
+    `${formatTime(alert.opened_at).slice(0, 16)} UTC `,
+    el("span", { className: "muted" }, `(${ago(alert.opened_at, now)})`)),
+  )), "");
+  place.replaceChildren(target.element);
+}
+
+function alertsFailed(place, error) {
+  const failed = panel("overview-alerts", "Open alerts", "");
+  failed.fail(error);
+  place.replaceChildren(failed.element);
 }
 
 function drawServices(target, list, silent, now, explore) {
