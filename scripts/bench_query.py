@@ -400,8 +400,9 @@ def print_ingest(kind: str, with_rates: list[float], without_rates: list[float])
     ratio = with_rate / without_rate
     within = ratio >= INGEST_BUDGET
     print(f"\n{kind} ingest, Store.insert of 1,000-row batches from {INGEST_THREADS} threads")
-    print(f"  with {READ_MIGRATION}:    {with_rate:10,.0f} rows/s (median of " + _rates(with_rates))
-    print(f"  without it:  {without_rate:10,.0f} rows/s (median of " + _rates(without_rates))
+    step = READ_MIGRATION[:4]
+    print(f"  {step} and later: {with_rate:10,.0f} rows/s (median of " + _rates(with_rates))
+    print(f"  before {step}:   {without_rate:10,.0f} rows/s (median of " + _rates(without_rates))
     print(
         f"  ratio {ratio:.0%}  budget >= {INGEST_BUDGET:.0%}  {'ok' if within else 'UNDER BUDGET'}"
     )
