@@ -5,6 +5,7 @@ commit), forgetting a gap that never fills after GAP_TTL_S."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -18,14 +19,18 @@ from log_collector.server.query.tail import GAP_TTL_S, TailCursor, newest_id
 NOW = 1_750_000_000.0
 
 
-@pytest.fixture
-def store(db_url: str) -> Any:
-    store = open_store(db_url)
+def _opened(url: str) -> Iterator[Any]:
+    store = open_store(url)
     store.migrate()
     try:
         yield store
     finally:
         store.close()
+
+
+@pytest.fixture
+def store(db_url: str) -> Iterator[Any]:
+    yield from _opened(db_url)
 
 
 def messages(records: list[dict[str, Any]]) -> list[str]:
@@ -64,13 +69,8 @@ def test_a_full_poll_stops_at_its_last_record_and_says_more_is_waiting(store):
 
 
 @pytest.fixture
-def pg_store(pg_session_url: str) -> Any:
-    store = open_store(pg_session_url)
-    store.migrate()
-    try:
-        yield store
-    finally:
-        store.close()
+def pg_store(pg_session_url: str) -> Iterator[Any]:
+    yield from _opened(pg_session_url)
 
 
 def _insert_uncommitted(url: str, message: str) -> psycopg.Connection:
