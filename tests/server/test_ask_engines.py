@@ -124,6 +124,14 @@ def make_api(api_kind: str, fake: Any, waits: Waits | None = None, **options: An
     return openai_api(fake, waits, **options)
 
 
+def sql_failure(api: Any) -> str:
+    """The reason of the EngineError a ChatEngine over ``api`` raises when asked for SQL."""
+    engine = ChatEngine(api)
+    with pytest.raises(EngineError) as raised:
+        engine.sql_for("q", interp(), "schema", "sqlite", None, None)
+    return raised.value.reason
+
+
 def seed(db_url: str) -> None:
     """Known rows: payment-api errors with log text that must stay out of every prompt."""
     store = open_store(db_url)
@@ -478,13 +486,10 @@ def stored_rows_count(state: Any) -> int:
 
 def test_a_timeout_raises_engine_error_and_is_not_retried(fake: Any, api_kind: str):
     fake.stall(30)
-    engine = ChatEngine(make_api(api_kind, fake, timeout_s=0.5))
+    reason = sql_failure(make_api(api_kind, fake, timeout_s=0.5))
 
-    with pytest.raises(EngineError) as raised:
-        engine.sql_for("q", interp(), "schema", "sqlite", None, None)
-
-    assert f"{api_kind}: no answer from 127.0.0.1:" in raised.value.reason
-    assert "within 0.5 s" in raised.value.reason
+    assert f"{api_kind}: no answer from 127.0.0.1:" in reason
+    assert "within 0.5 s" in reason
     assert 1 == len(fake.requests)
 
 
@@ -531,13 +536,10 @@ def test_429_with_retry_after_is_retried_after_that_wait(fake: Any, api_kind: st
 def test_429_asking_to_wait_past_the_time_limit_gives_up_at_once(fake: Any, api_kind: str):
     fake.fail(429, retry_after=60)
     waits = Waits()
-    engine = ChatEngine(make_api(api_kind, fake, waits, timeout_s=5))
+    reason = sql_failure(make_api(api_kind, fake, waits, timeout_s=5))
 
-    with pytest.raises(EngineError) as raised:
-        engine.sql_for("q", interp(), "schema", "sqlite", None, None)
-
-    assert "HTTP 429" in raised.value.reason
-    assert "past the 5 s time limit" in raised.value.reason
+    assert "HTTP 429" in reason
+    assert "past the 5 s time limit" in reason
     assert ([], 1) == (waits.slept, len(fake.requests))
 
 
@@ -557,12 +559,9 @@ def test_5xx_is_retried_with_full_jitter_backoff(fake: Any, api_kind: str):
 def test_5xx_every_time_gives_up_after_the_attempts_with_the_apis_words(fake: Any, api_kind: str):
     for _ in range(3):
         fake.fail(503, message="upstream sad")
-    engine = ChatEngine(make_api(api_kind, fake))
+    reason = sql_failure(make_api(api_kind, fake))
 
-    with pytest.raises(EngineError) as raised:
-        engine.sql_for("q", interp(), "schema", "sqlite", None, None)
-
-    assert f"{api_kind}: HTTP 503: upstream sad (after 3 attempts)" == raised.value.reason
+    assert f"{api_kind}: HTTP 503: upstream sad (after 3 attempts)" == reason
     assert 3 == len(fake.requests)
 
 
@@ -578,12 +577,9 @@ def test_a_dropped_connection_is_retried(fake: Any, api_kind: str):
 @pytest.mark.parametrize("status", [400, 404, 422])
 def test_other_4xx_are_not_retried(fake: Any, api_kind: str, status: int):
     fake.fail(status, message="model: not found")
-    engine = ChatEngine(make_api(api_kind, fake))
+    reason = sql_failure(make_api(api_kind, fake))
 
-    with pytest.raises(EngineError) as raised:
-        engine.sql_for("q", interp(), "schema", "sqlite", None, None)
-
-    assert f"HTTP {status}: model: not found" in raised.value.reason
+    assert f"HTTP {status}: model: not found" in reason
     assert 1 == len(fake.requests)
 
 
@@ -604,12 +600,9 @@ def test_a_wrong_key_is_401_not_retried_and_never_echoed(fake: Any, api_kind: st
 def test_a_redirect_is_not_followed(fake: Any, api_kind: str):
     """Following it would carry the key to another address."""
     fake.fail(307)
-    engine = ChatEngine(make_api(api_kind, fake))
+    reason = sql_failure(make_api(api_kind, fake))
 
-    with pytest.raises(EngineError) as raised:
-        engine.sql_for("q", interp(), "schema", "sqlite", None, None)
-
-    assert "HTTP 307 (a redirect, not followed" in raised.value.reason
+    assert "HTTP 307 (a redirect, not followed" in reason
     assert 1 == len(fake.requests)
 
 
@@ -679,12 +672,9 @@ def test_extract_sql_takes_the_statement_out_of_the_reply(reply: str, sql: str):
 
 def test_a_reply_without_sql_is_an_engine_error(fake: Any, api_kind: str):
     fake.reply("I cannot answer that from these logs.")
-    engine = ChatEngine(make_api(api_kind, fake))
+    reason = sql_failure(make_api(api_kind, fake))
 
-    with pytest.raises(EngineError) as raised:
-        engine.sql_for("q", interp(), "schema", "sqlite", None, None)
-
-    assert "the reply holds no SQL: 'I cannot answer that" in raised.value.reason
+    assert "the reply holds no SQL: 'I cannot answer that" in reason
 
 
 def test_answer_text_is_the_models_text_in_the_questions_language(fake: Any, api_kind: str):
@@ -818,23 +808,17 @@ def test_log_text_under_an_alias_stays_out_of_the_answer_prompt(
 
 def test_an_answer_that_is_not_json_is_an_engine_error(fake: Any, api_kind: str):
     fake.raw(200, b"<html>captive portal</html>")
-    engine = ChatEngine(make_api(api_kind, fake))
+    reason = sql_failure(make_api(api_kind, fake))
 
-    with pytest.raises(EngineError) as raised:
-        engine.sql_for("q", interp(), "schema", "sqlite", None, None)
-
-    assert f"{api_kind}: the answer is not JSON (27 bytes)" == raised.value.reason
+    assert f"{api_kind}: the answer is not JSON (27 bytes)" == reason
     assert 1 == len(fake.requests)
 
 
 def test_an_answer_over_the_size_cap_is_refused_unread(fake: Any, api_kind: str):
     fake.reply("SELECT '" + "x" * MAX_REPLY_BYTES + "'")
-    engine = ChatEngine(make_api(api_kind, fake))
+    reason = sql_failure(make_api(api_kind, fake))
 
-    with pytest.raises(EngineError) as raised:
-        engine.sql_for("q", interp(), "schema", "sqlite", None, None)
-
-    assert f"the answer is larger than {MAX_REPLY_BYTES} bytes" in raised.value.reason
+    assert f"the answer is larger than {MAX_REPLY_BYTES} bytes" in reason
     assert 1 == len(fake.requests)
 
 

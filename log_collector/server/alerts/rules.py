@@ -55,6 +55,13 @@ class Rule(Protocol):
         """The findings at ``now_us``; ``open_keys`` are this rule's keys with an alert open."""
 
 
+def _finding(rule: Rule, key: str, summary: str, details: dict[str, Any]) -> Finding:
+    """``rule``'s finding for ``key``, the key and summary cut to the columns' limits."""
+    return Finding(
+        rule.name, key[:MAX_KEY_CHARS], rule.severity, summary[:MAX_SUMMARY_CHARS], details
+    )
+
+
 def _positive(rule: str, name: str, value: object, *, whole: bool = False) -> None:
     kind = int if whole else (int, float)
     if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
@@ -103,14 +110,13 @@ class ErrorSpike:
             per_minute = errors * 60 / self.window_s
             rise = "from none" if mean == 0 else f"{errors / mean:.1f} times the baseline"
             findings.append(
-                Finding(
-                    self.name,
-                    service[:MAX_KEY_CHARS],
-                    self.severity,
+                _finding(
+                    self,
+                    service,
                     f"{service}: {errors} errors in the last {_span(self.window_s)} "
                     f"({per_minute:.1f}/min), {rise} "
                     f"({mean:.1f} per {_span(self.window_s)} over the previous "
-                    f"{_span(self.window_s * self.baseline_windows)})"[:MAX_SUMMARY_CHARS],
+                    f"{_span(self.window_s * self.baseline_windows)})",
                     {
                         "service": service,
                         "since": iso(windows[0][0]),
@@ -158,13 +164,11 @@ class SlowEndpoint:
             path, method = endpoint["path"], endpoint["method"]
             key = f"{method} {path}" if method else path
             findings.append(
-                Finding(
-                    self.name,
-                    key[:MAX_KEY_CHARS],
-                    self.severity,
+                _finding(
+                    self,
+                    key,
                     f"{key}: p95 {endpoint['p95_ms']:.0f} ms over {endpoint['count']} requests "
-                    f"in the last {_span(self.window_s)} (threshold "
-                    f"{self.threshold_ms:.0f} ms)"[:MAX_SUMMARY_CHARS],
+                    f"in the last {_span(self.window_s)} (threshold {self.threshold_ms:.0f} ms)",
                     {
                         **endpoint,
                         "since": iso(since_us),
@@ -210,13 +214,10 @@ class SilentService:
                 continue
             silent_s = (now_us - last_us) // 1_000_000
             findings.append(
-                Finding(
-                    self.name,
-                    service[:MAX_KEY_CHARS],
-                    self.severity,
-                    f"{service}: no logs for {_span(silent_s)} (last at {summary['last_seen']})"[
-                        :MAX_SUMMARY_CHARS
-                    ],
+                _finding(
+                    self,
+                    service,
+                    f"{service}: no logs for {_span(silent_s)} (last at {summary['last_seen']})",
                     {
                         "service": service,
                         "last_seen": summary["last_seen"],

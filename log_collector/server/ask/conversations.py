@@ -17,7 +17,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from .interpretation import Interpretation
 
@@ -25,6 +25,9 @@ CONVERSATION_TTL_S = 30 * 60
 MAX_CONVERSATIONS = 1000
 ANSWER_TTL_S = 30.0
 MAX_ANSWERS = 500
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 
 @dataclass
@@ -38,7 +41,23 @@ class Conversation:
     used_at: float = 0.0
 
 
-class Conversations:
+class _Bounded(Generic[K, V]):
+    """What both stores share: items in least recently used order behind one lock, each living
+    ``ttl`` seconds by ``clock``, at most ``cap`` of them."""
+
+    def __init__(self, ttl: float, cap: int, clock: Callable[[], float]) -> None:
+        self._ttl = ttl
+        self._cap = cap
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._items: OrderedDict[K, V] = OrderedDict()
+
+    def _drop_beyond_cap(self) -> None:
+        while len(self._items) > self._cap:
+            self._items.popitem(last=False)
+
+
+class Conversations(_Bounded[str, Conversation]):
     """Thread-safe: the routes run in worker threads."""
 
     def __init__(
@@ -47,11 +66,7 @@ class Conversations:
         cap: int = MAX_CONVERSATIONS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ttl = ttl
-        self._cap = cap
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._items: OrderedDict[str, Conversation] = OrderedDict()
+        super().__init__(ttl, cap, clock)
 
     def get(self, conversation_id: str | None) -> Conversation:
         """The live conversation ``conversation_id`` names, else a new one (with a new id)."""
@@ -62,8 +77,7 @@ class Conversations:
             if found is None:
                 found = Conversation(secrets.token_urlsafe(12), used_at=now)
                 self._items[found.id] = found
-                while len(self._items) > self._cap:
-                    self._items.popitem(last=False)
+                self._drop_beyond_cap()
             else:
                 found.used_at = now
                 self._items.move_to_end(found.id)
@@ -117,18 +131,14 @@ def cache_key(
     return (engine, normalise(question), focus, interp.focus(), interp.since_us, interp.until_us)
 
 
-class AnswerCache:
+class AnswerCache(_Bounded[Hashable, tuple[float, Any]]):
     def __init__(
         self,
         ttl: float = ANSWER_TTL_S,
         cap: int = MAX_ANSWERS,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ttl = ttl
-        self._cap = cap
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._items: OrderedDict[Hashable, tuple[float, Any]] = OrderedDict()
+        super().__init__(ttl, cap, clock)
 
     def get(self, key: Hashable) -> Any | None:
         with self._lock:
@@ -145,5 +155,4 @@ class AnswerCache:
         with self._lock:
             self._items[key] = (self._clock(), value)
             self._items.move_to_end(key)
-            while len(self._items) > self._cap:
-                self._items.popitem(last=False)
+            self._drop_beyond_cap()

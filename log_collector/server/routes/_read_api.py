@@ -1,7 +1,8 @@
-"""What the routes of the read API (``query``, ``views``, ``tail``, ``sql``) share: the query
-string as ``Params``, the failure shape ``{"error": <kind>, "reason": <what exactly>}``,
-``answer`` (the read scope, then the work in a worker thread, its errors as failures), and the
-pieces of their OpenAPI description (``parameter``, ``FILTER_PARAMETERS``, ``responses``,
+"""What the routes of the read API (``query``, ``views``, ``tail``, ``sql``, ``ask``) share: the
+query string as ``Params``, the failure shape ``{"error": <kind>, "reason": <what exactly>}``,
+``answer`` (the read scope, then the work in a worker thread, its errors as failures),
+``read_json_body`` (a JSON body read under a size and time limit), and the pieces of their
+OpenAPI description (``parameter``, ``FILTER_PARAMETERS``, ``responses``,
 ``json_request_body``)."""
 
 from __future__ import annotations
@@ -10,12 +11,14 @@ import time
 from collections.abc import Callable, Collection
 from typing import Any
 
+import anyio
 from anyio import to_thread
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from .. import auth
+from ..ingest.receive import is_json
 from ..query.errors import BadQuery, NotFound
 from ..query.filters import EQUALITY_FILTERS, one_param
 from ..state import ServerState, state_of
@@ -99,6 +102,40 @@ def _run(work: Work, state: ServerState, params: Params, now: float, status: int
     if isinstance(result, Response):
         return result
     return JSONResponse(result, status_code=status)
+
+
+async def read_json_body(
+    request: Request, state: ServerState, max_bytes: int
+) -> bytes | JSONResponse:
+    """The body of a route that reads its JSON itself, or its failure: 415 a body not declared
+    JSON, 413 one over ``max_bytes``, 408 one not received within the body timeout, 400 a client
+    that left before sending it all."""
+    if not is_json(request.headers.get("content-type")):
+        return failure(415, "unsupported_media_type", "Content-Type must be application/json")
+    try:
+        return await _read_body(request, state.limits.body_timeout, max_bytes)
+    except _TooLarge:
+        return failure(413, "too_large", f"the body is larger than {max_bytes} bytes")
+    except TimeoutError:
+        return failure(
+            408, "body_timeout", f"the body did not arrive within {state.limits.body_timeout:g} s"
+        )
+    except ClientDisconnect:
+        return failure(400, "bad_request", "client disconnected before sending the whole body")
+
+
+class _TooLarge(Exception):
+    pass
+
+
+async def _read_body(request: Request, timeout: float, max_bytes: int) -> bytes:
+    chunks = bytearray()
+    with anyio.fail_after(timeout):
+        async for chunk in request.stream():
+            chunks += chunk
+            if len(chunks) > max_bytes:
+                raise _TooLarge
+    return bytes(chunks)
 
 
 def store_of(state: ServerState) -> Any:

@@ -22,22 +22,20 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
-import anyio
 from anyio import to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from .. import auth
 from ..ask.service import AskRequest, AskService, BadAsk, parse_request
-from ..ingest.receive import is_json
 from ..query.sqlexec import SqlQueryError, SqlStoreUnavailable, SqlTimeout
 from ..query.sqlguard import SqlRefused
 from ..state import ServerState, state_of
 from ..store import StoreUnavailable
 from ._answers import forget_frames, unauthorised
-from ._read_api import failure, json_request_body, store_unavailable
+from ._read_api import failure, json_request_body, read_json_body, store_unavailable
 
 # A question is at most 2,000 characters; the rest of a body is a few short fields.
 MAX_BODY_BYTES = 64 * 1024
@@ -67,37 +65,29 @@ _RESPONSES: dict[int | str, dict[str, Any]] = {
     503: {"description": "Store unavailable: retry after Retry-After."},
     504: {"description": "The statement ran past its timeout."},
 }
+# What the two routes share: the body they read themselves, and their answers.
+_ROUTE: dict[str, Any] = {
+    "response_model": None,
+    "openapi_extra": json_request_body(AskBody),
+    "responses": _RESPONSES,
+}
 
 
-@router.post(
-    "/ask",
-    summary="Ask a question in plain language",
-    response_model=None,
-    openapi_extra=json_request_body(AskBody),
-    responses=_RESPONSES,
-)
+@router.post("/ask", summary="Ask a question in plain language", **_ROUTE)
 async def post_ask(request: Request) -> Response:
-    state = state_of(request)
-    accepted = await _accept(request, state)
+    accepted = await _accept(request)
     if isinstance(accepted, Response):
         return accepted
-    asker, body = accepted
+    state, asker, body = accepted
     return await to_thread.run_sync(_answer, asker, body, time.time(), limiter=state.sql_slots())
 
 
-@router.post(
-    "/ask/stream",
-    summary="Ask a question; the parts as Server-Sent Events",
-    response_model=None,
-    openapi_extra=json_request_body(AskBody),
-    responses=_RESPONSES,
-)
+@router.post("/ask/stream", summary="Ask a question; the parts as Server-Sent Events", **_ROUTE)
 async def post_ask_stream(request: Request) -> Response:
-    state = state_of(request)
-    accepted = await _accept(request, state)
+    accepted = await _accept(request)
     if isinstance(accepted, Response):
         return accepted
-    asker, body = accepted
+    state, asker, body = accepted
     steps = asker.ask_steps(body, time.time())
     # The first step (reading the question) runs before the stream starts, so a bad field or
     # an unavailable store is answered with its status rather than as an event.
@@ -112,24 +102,16 @@ async def post_ask_stream(request: Request) -> Response:
     )
 
 
-async def _accept(request: Request, state: ServerState) -> tuple[AskService, AskRequest] | Response:
+async def _accept(request: Request) -> tuple[ServerState, AskService, AskRequest] | Response:
+    state = state_of(request)
     refused = unauthorised(state, request, auth.READ)
     if refused is not None:
         return refused
     if state.ask is None:
         return failure(404, "not_found", "this server does not answer questions")
-    if not is_json(request.headers.get("content-type")):
-        return failure(415, "unsupported_media_type", "Content-Type must be application/json")
-    try:
-        raw = await _read_body(request, state.limits.body_timeout)
-    except _TooLarge:
-        return failure(413, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
-    except TimeoutError:
-        return failure(
-            408, "body_timeout", f"the body did not arrive within {state.limits.body_timeout:g} s"
-        )
-    except ClientDisconnect:
-        return failure(400, "bad_request", "client disconnected before sending the whole body")
+    raw = await read_json_body(request, state, MAX_BODY_BYTES)
+    if isinstance(raw, Response):
+        return raw
     try:
         document = json.loads(raw)
     except ValueError as exc:
@@ -137,7 +119,7 @@ async def _accept(request: Request, state: ServerState) -> tuple[AskService, Ask
     except RecursionError:
         return failure(400, "bad_request", "the body is nested too deeply", parameter="body")
     try:
-        return state.ask, parse_request(document)
+        return state, state.ask, parse_request(document)
     except BadAsk as exc:
         return _bad(exc)
 
@@ -193,17 +175,3 @@ async def _events(
 
 def _event(name: str, data: dict[str, Any]) -> str:
     return f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, timeout: float) -> bytes:
-    chunks = bytearray()
-    with anyio.fail_after(timeout):
-        async for chunk in request.stream():
-            chunks += chunk
-            if len(chunks) > MAX_BODY_BYTES:
-                raise _TooLarge
-    return bytes(chunks)

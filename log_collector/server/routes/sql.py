@@ -17,15 +17,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import anyio
 from anyio import to_thread
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
 
 from .. import auth
-from ..ingest.receive import is_json
 from ..query.sqlexec import SqlQueryError, SqlStoreUnavailable, SqlTimeout
 from ..query.sqlguard import DEFAULT_LIMIT, MAX_LIMIT, MAX_SQL_CHARS, SqlRefused
 from ..query.sqlrun import json_value as json_value
@@ -33,7 +31,7 @@ from ..query.sqlrun import run_guarded
 from ..state import ServerState, state_of
 from ..store import StoreUnavailable
 from ._answers import unauthorised
-from ._read_api import failure, json_request_body, store_unavailable
+from ._read_api import failure, json_request_body, read_json_body, store_unavailable
 
 # A statement is at most MAX_SQL_CHARS characters; JSON may spell each as a 6-byte \uXXXX
 # escape, so a longer body cannot hold a statement the guard would take.
@@ -87,37 +85,14 @@ async def post_sql(request: Request) -> JSONResponse:
     refused = unauthorised(state, request, auth.READ)
     if refused is not None:
         return refused
-    if not is_json(request.headers.get("content-type")):
-        return failure(415, "unsupported_media_type", "Content-Type must be application/json")
-    try:
-        body = await _read_body(request, state.limits.body_timeout)
-    except _TooLarge:
-        return failure(413, "too_large", f"the body is larger than {MAX_BODY_BYTES} bytes")
-    except TimeoutError:
-        return failure(
-            408, "body_timeout", f"the body did not arrive within {state.limits.body_timeout:g} s"
-        )
-    except ClientDisconnect:
-        return failure(400, "bad_request", "client disconnected before sending the whole body")
+    body = await read_json_body(request, state, MAX_BODY_BYTES)
+    if isinstance(body, JSONResponse):
+        return body
     parsed = parse_request(body)
     if isinstance(parsed, JSONResponse):
         return parsed
     sql, limit = parsed
     return await to_thread.run_sync(run_sql, state, sql, limit, limiter=state.sql_slots())
-
-
-class _TooLarge(Exception):
-    pass
-
-
-async def _read_body(request: Request, timeout: float) -> bytes:
-    chunks = bytearray()
-    with anyio.fail_after(timeout):
-        async for chunk in request.stream():
-            chunks += chunk
-            if len(chunks) > MAX_BODY_BYTES:
-                raise _TooLarge
-    return bytes(chunks)
 
 
 def parse_request(body: bytes) -> tuple[str, int] | JSONResponse:

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._http import DEFAULT_RETRY, REAL_SEAMS, RetryPolicy, Seams, post_json
+from . import chat
+from ._http import DEFAULT_RETRY, REAL_SEAMS, RetryPolicy, Seams
 from .base import EngineError
-from .chat import ChatEngine, check_base_url, require
+from .chat import ChatEngine, HttpChatApi, require
 
 NAME = "anthropic"
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -23,7 +24,7 @@ API_VERSION = "2023-06-01"
 DEFAULT_TIMEOUT_S = 20.0
 
 
-class AnthropicMessages:
+class AnthropicMessages(HttpChatApi):
     """A :class:`~.chat.ChatApi` over the Messages API."""
 
     name = NAME
@@ -38,17 +39,7 @@ class AnthropicMessages:
         seams: Seams = REAL_SEAMS,
     ) -> None:
         self._api_key = require(api_key, "LOG_COLLECTOR_ASK_API_KEY (or ANTHROPIC_API_KEY)", NAME)
-        self.model = require(model, "LOG_COLLECTOR_ASK_MODEL", NAME)
-        self.url = check_base_url(base_url) + "/v1/messages"
-        if not timeout_s > 0:
-            raise ValueError("the ask engine's timeout_s must be positive")
-        self.timeout_s = timeout_s
-        self.retry = retry
-        self.seams = seams
-
-    def __repr__(self) -> str:
-        # Never the key.
-        return f"AnthropicMessages(model={self.model!r}, url={self.url!r})"
+        super().__init__(model, base_url, "/v1/messages", timeout_s, retry, seams)
 
     def complete(self, system: str, messages: Sequence[dict[str, str]], max_tokens: int) -> str:
         body = {
@@ -59,17 +50,7 @@ class AnthropicMessages:
             "temperature": 0,
         }
         headers = {"x-api-key": self._api_key, "anthropic-version": API_VERSION}
-        reply = post_json(
-            self.url,
-            headers,
-            body,
-            api=NAME,
-            timeout_s=self.timeout_s,
-            retry=self.retry,
-            secrets=(self._api_key,),
-            seams=self.seams,
-        )
-        return reply_text(reply)
+        return reply_text(self._post(headers, body, secrets=(self._api_key,)))
 
 
 def reply_text(reply: Any) -> str:
@@ -90,13 +71,7 @@ def reply_text(reply: Any) -> str:
 
 
 def engine_from_settings(settings: Any, seams: Seams = REAL_SEAMS) -> ChatEngine:
-    """The engine ``AskSettings`` describe (``model``, ``base_url``, ``api_key``, ``timeout_s``,
-    ``include_log_lines``); unset values take this module's defaults."""
-    api = AnthropicMessages(
-        api_key=settings.api_key,
-        model=settings.model or DEFAULT_MODEL,
-        base_url=settings.base_url or DEFAULT_BASE_URL,
-        timeout_s=settings.timeout_s,
-        seams=seams,
+    """The engine ``AskSettings`` describe; unset values take this module's defaults."""
+    return chat.engine_from_settings(
+        AnthropicMessages, settings, seams, model=DEFAULT_MODEL, base_url=DEFAULT_BASE_URL
     )
-    return ChatEngine(api, include_log_lines=settings.include_log_lines)

@@ -10,11 +10,12 @@ refusal back here as ``error`` for a repair.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from ..interpretation import Interpretation
 from ..prompt import SQL_SYSTEM, answer_messages, sql_messages
+from ._http import RetryPolicy, Seams, post_json
 from .base import EngineError
 
 # Output budgets, in tokens: a query of a few dozen lines, an answer of a few sentences.
@@ -33,6 +34,65 @@ class ChatApi(Protocol):
     name: str
 
     def complete(self, system: str, messages: Sequence[dict[str, str]], max_tokens: int) -> str: ...
+
+
+class HttpChatApi:
+    """What the chat APIs over HTTP (``anthropic``, ``openai``) share: the model, the endpoint,
+    the time limit, the retry policy and the seams, checked once, and the one JSON POST of a
+    completion (``_http.post_json``)."""
+
+    name: str
+
+    def __init__(
+        self,
+        model: str,
+        base_url: str,
+        path: str,
+        timeout_s: float,
+        retry: RetryPolicy,
+        seams: Seams,
+    ) -> None:
+        self.model = require(model, "LOG_COLLECTOR_ASK_MODEL", self.name)
+        self.url = check_base_url(base_url) + path
+        if not timeout_s > 0:
+            raise ValueError("the ask engine's timeout_s must be positive")
+        self.timeout_s = timeout_s
+        self.retry = retry
+        self.seams = seams
+
+    def __repr__(self) -> str:
+        # Never the key.
+        return f"{type(self).__name__}(model={self.model!r}, url={self.url!r})"
+
+    def _post(
+        self, headers: Mapping[str, str], body: Mapping[str, Any], secrets: Sequence[str]
+    ) -> Any:
+        return post_json(
+            self.url,
+            headers,
+            body,
+            api=self.name,
+            timeout_s=self.timeout_s,
+            retry=self.retry,
+            secrets=secrets,
+            seams=self.seams,
+        )
+
+
+def engine_from_settings(
+    api: Callable[..., ChatApi], settings: Any, seams: Seams, *, model: str, base_url: str
+) -> ChatEngine:
+    """The engine over ``api`` that ``AskSettings`` describe (``model``, ``base_url``,
+    ``api_key``, ``timeout_s``, ``include_log_lines``); an unset model or base URL is ``model``
+    or ``base_url``."""
+    chat_api = api(
+        api_key=settings.api_key,
+        model=settings.model or model,
+        base_url=settings.base_url or base_url,
+        timeout_s=settings.timeout_s,
+        seams=seams,
+    )
+    return ChatEngine(chat_api, include_log_lines=settings.include_log_lines)
 
 
 class ChatEngine:

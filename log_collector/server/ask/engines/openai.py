@@ -14,17 +14,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ._http import DEFAULT_RETRY, REAL_SEAMS, RetryPolicy, Seams, post_json
+from . import chat
+from ._http import DEFAULT_RETRY, REAL_SEAMS, RetryPolicy, Seams
 from .base import EngineError
-from .chat import ChatEngine, check_base_url, require
+from .chat import ChatEngine, HttpChatApi, check_base_url, require
 
 NAME = "openai"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
 DEFAULT_TIMEOUT_S = 20.0
+_PATH = "/chat/completions"
 
 
-class OpenAIChat:
+class OpenAIChat(HttpChatApi):
     """A :class:`~.chat.ChatApi` over Chat Completions."""
 
     name = NAME
@@ -38,20 +40,10 @@ class OpenAIChat:
         retry: RetryPolicy = DEFAULT_RETRY,
         seams: Seams = REAL_SEAMS,
     ) -> None:
-        self.url = check_base_url(base_url) + "/chat/completions"
-        if self.url.startswith(DEFAULT_BASE_URL):
+        if (check_base_url(base_url) + _PATH).startswith(DEFAULT_BASE_URL):
             require(api_key, "LOG_COLLECTOR_ASK_API_KEY (or OPENAI_API_KEY)", NAME)
         self._api_key = api_key or None
-        self.model = require(model, "LOG_COLLECTOR_ASK_MODEL", NAME)
-        if not timeout_s > 0:
-            raise ValueError("the ask engine's timeout_s must be positive")
-        self.timeout_s = timeout_s
-        self.retry = retry
-        self.seams = seams
-
-    def __repr__(self) -> str:
-        # Never the key.
-        return f"OpenAIChat(model={self.model!r}, url={self.url!r})"
+        super().__init__(model, base_url, _PATH, timeout_s, retry, seams)
 
     def complete(self, system: str, messages: Sequence[dict[str, str]], max_tokens: int) -> str:
         body = {
@@ -64,17 +56,8 @@ class OpenAIChat:
         # which local servers do not know), and the prompts ask for a statement or a few
         # sentences.
         headers = {"authorization": f"Bearer {self._api_key}"} if self._api_key else {}
-        reply = post_json(
-            self.url,
-            headers,
-            body,
-            api=NAME,
-            timeout_s=self.timeout_s,
-            retry=self.retry,
-            secrets=(self._api_key,) if self._api_key else (),
-            seams=self.seams,
-        )
-        return reply_text(reply)
+        secrets = (self._api_key,) if self._api_key else ()
+        return reply_text(self._post(headers, body, secrets))
 
 
 def reply_text(reply: Any) -> str:
@@ -96,13 +79,7 @@ def reply_text(reply: Any) -> str:
 
 
 def engine_from_settings(settings: Any, seams: Seams = REAL_SEAMS) -> ChatEngine:
-    """The engine ``AskSettings`` describe (``model``, ``base_url``, ``api_key``, ``timeout_s``,
-    ``include_log_lines``); unset values take this module's defaults."""
-    api = OpenAIChat(
-        api_key=settings.api_key,
-        model=settings.model or DEFAULT_MODEL,
-        base_url=settings.base_url or DEFAULT_BASE_URL,
-        timeout_s=settings.timeout_s,
-        seams=seams,
+    """The engine ``AskSettings`` describe; unset values take this module's defaults."""
+    return chat.engine_from_settings(
+        OpenAIChat, settings, seams, model=DEFAULT_MODEL, base_url=DEFAULT_BASE_URL
     )
-    return ChatEngine(api, include_log_lines=settings.include_log_lines)
