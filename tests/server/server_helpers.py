@@ -58,6 +58,20 @@ def row(message: str = "m", event_id: str | None = "new", **fields: Any) -> tupl
     return normalise(record, NOW)
 
 
+def execute(db_url: str, sql: str) -> None:
+    """Run a write statement on a connection of its own (the store's read one is read-only)."""
+    if db_url.startswith("sqlite:///"):
+        conn = sqlite3.connect(db_url[len("sqlite:///") :])
+        try:
+            with conn:
+                conn.execute(sql)
+        finally:
+            conn.close()
+    else:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute(sql)
+
+
 # reading back what was stored
 
 

@@ -7,17 +7,15 @@ the settings read from the environment."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 
-import psycopg
 import pytest
 import requests
-from server_helpers import closed_port, row
+from server_helpers import closed_port, execute, row
 from webhook_receiver import Receiver, running_receiver
 
 from log_collector.server import create_app, open_store
@@ -57,19 +55,6 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
-
-
-def execute(db_url: str, sql: str) -> None:
-    if db_url.startswith("sqlite:///"):
-        conn = sqlite3.connect(db_url[len("sqlite:///") :])
-        try:
-            with conn:
-                conn.execute(sql)
-        finally:
-            conn.close()
-    else:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute(sql)
 
 
 @pytest.fixture

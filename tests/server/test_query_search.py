@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from server_helpers import row
+from server_helpers import execute, row
 
 from log_collector.server import open_store
 from log_collector.server.query import (
@@ -84,20 +84,6 @@ def insert(store: Any, records: list[dict[str, Any]]) -> None:
         fields = {k: v for k, v in record.items() if not k.startswith("_") and v is not None}
         rows.append(row(**fields))
     store.insert(rows)
-
-
-def execute(db_url: str, sql: str) -> None:
-    """Run a write statement on a connection of its own (the store's read one is read-only)."""
-    if db_url.startswith("sqlite:///"):
-        conn = sqlite3.connect(db_url[len("sqlite:///") :])
-        try:
-            with conn:
-                conn.execute(sql)
-        finally:
-            conn.close()
-    else:
-        with psycopg.connect(db_url, autocommit=True) as conn:
-            conn.execute(sql)
 
 
 def read_rows(db_url: str) -> list[dict[str, Any]]:
