@@ -183,6 +183,23 @@ def test_a_service_or_path_or_error_type_the_store_does_not_hold_is_not_recognis
     assert "'" not in (read("which services had Quota'Error").error_type or "")
 
 
+def test_a_name_that_is_both_an_error_type_and_a_service_is_read_as_the_error_type():
+    """The words that named the error type are not read again as a service, so the SQL never
+    asks for ``service = X AND error_type = X``."""
+    known = Known(
+        services=("payment-api", "TimeoutError"),
+        paths=(),
+        error_types=("TimeoutError",),
+        lookup_user=lambda user_id: False,
+    )
+    interp = interpret("which services had TimeoutError", known, None, NOW_US)
+    assert isinstance(interp, Interpretation)
+    assert ("TimeoutError", None) == (interp.error_type, interp.service)
+    both = interpret("payment-api TimeoutError by service", known, None, NOW_US)
+    assert isinstance(both, Interpretation)
+    assert ("TimeoutError", "payment-api") == (both.error_type, both.service)
+
+
 def test_interpretations_round_trip_through_json():
     for english, korean, *_ in QUESTIONS:
         for question in (english, korean):

@@ -88,6 +88,9 @@ def interpret(
     error_type = _error_type(text, known)
     if error_type is not None:
         found["error_type"] = error_type
+        # The words that named the error type name nothing else, even when a service has
+        # the same name.
+        rest = _without(rest, error_type.lower())
     service, ambiguous = _service(rest, known)
     if service is not None:
         found["service"] = service
@@ -231,6 +234,13 @@ def _service(lower: str, known: Known) -> tuple[str | None, list[str]]:
     if len(partial) == 1:
         return partial[0], []
     return None, partial
+
+
+def _without(lower: str, name: str) -> str:
+    """``lower`` with each whole-word occurrence of ``name`` blanked out."""
+    while (at := _find(lower, name)) >= 0:
+        lower = lower[:at] + " " * len(name) + lower[at + len(name) :]
+    return lower
 
 
 def _find(haystack: str, needle: str) -> int:
