@@ -6,6 +6,8 @@ the answer cache's key holds the resolved time."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -198,6 +200,34 @@ def test_a_name_that_is_both_an_error_type_and_a_service_is_read_as_the_error_ty
     both = interpret("payment-api TimeoutError by service", known, None, NOW_US)
     assert isinstance(both, Interpretation)
     assert ("TimeoutError", "payment-api") == (both.error_type, both.service)
+
+
+def test_known_values_are_read_again_in_the_background_once_stale(monkeypatch):
+    """The first question waits for the store's values; once they are older than the TTL, a
+    question gets them as they are while one background read replaces them."""
+    from log_collector.server.ask import known as known_module
+
+    reads: list[threading.Event] = []
+
+    def read_known(store: object, now: float) -> Known:
+        reads.append(threading.Event())
+        if len(reads) > 1:
+            assert reads[-1].wait(10), "the test never let the background read finish"
+        return Known(services=(f"read-{len(reads)}",))
+
+    monkeypatch.setattr(known_module, "read_known", read_known)
+    clock = [0.0]
+    cache = known_module.KnownCache(object(), ttl=60, clock=lambda: clock[0])
+    assert ("read-1",) == cache.get(0).services
+    clock[0] = 61
+    assert ("read-1",) == cache.get(0).services  # stale, a read started
+    assert ("read-1",) == cache.get(0).services  # and only one
+    reads[-1].set()
+    deadline = time.monotonic() + 10
+    while cache.get(0).services != ("read-2",) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ("read-2",) == cache.get(0).services
+    assert 2 == len(reads)
 
 
 def test_interpretations_round_trip_through_json():

@@ -3,11 +3,14 @@
 The builtin interpreter recognises a word as a service (or a path, an error type) only when the
 store holds it, so every value it places in SQL is one it read back from the store or parsed as
 a number or a time. ``KnownCache`` reads them through the query layer at most once a minute;
-a user id is looked up when a question names one (there may be millions).
+a user id is looked up when a question names one (there may be millions). Reading paths and
+error types counts a week of rows, seconds on a large store, so only the first question waits
+for it: later ones take the values already read while a background thread reads them again.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +20,8 @@ from typing import Any
 from ..query.aggregates import facets, services
 from ..query.dialect import snapshot
 from ..query.filters import Filters, to_microseconds
+
+logger = logging.getLogger("log_collector.server")
 
 # Seconds the values read from the store are reused.
 KNOWN_TTL_S = 60.0
@@ -39,7 +44,9 @@ class Known:
 
 
 class KnownCache:
-    """``get(now)``: the store's ``Known`` values, read at most once per ``ttl`` seconds."""
+    """``get(now)``: the store's ``Known`` values. The first call reads them; once they are
+    ``ttl`` seconds old, a call returns them as they are and starts one background read that
+    replaces them (a failed read leaves them and is tried again at the next call)."""
 
     def __init__(
         self, store: Any, ttl: float = KNOWN_TTL_S, clock: Callable[[], float] = time.monotonic
@@ -50,17 +57,32 @@ class KnownCache:
         self._lock = threading.Lock()
         self._value: Known | None = None
         self._read_at = 0.0
+        self._refreshing = False
 
     def get(self, now: float) -> Known:
         with self._lock:
-            if self._value is None or self._clock() - self._read_at >= self._ttl:
-                self._value = read_known(self._store, now)
-                self._read_at = self._clock()
+            value = self._value
+            if value is not None:
+                if self._clock() - self._read_at >= self._ttl and not self._refreshing:
+                    self._refreshing = True
+                    threading.Thread(
+                        target=self._refresh, args=(now,), name="log-collector-known", daemon=True
+                    ).start()
+                return value
+            self._value = read_known(self._store, now)
+            self._read_at = self._clock()
             return self._value
 
-    def forget(self) -> None:
+    def _refresh(self, now: float) -> None:
+        try:
+            value = read_known(self._store, now)
+        except Exception:  # noqa: BLE001 - the values already read stay; the next call retries
+            logger.warning("could not read the store's known values again", exc_info=True)
+            with self._lock:
+                self._refreshing = False
+            return
         with self._lock:
-            self._value = None
+            self._value, self._read_at, self._refreshing = value, self._clock(), False
 
 
 def read_known(store: Any, now: float) -> Known:
