@@ -97,6 +97,16 @@ def fresh_db_url(request: pytest.FixtureRequest, tmp_path) -> str:
 
 
 @pytest.fixture
+def store(db_url: str) -> Iterator[Any]:
+    """The store of ``db_url``, closed after the test."""
+    opened = open_store(db_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
 def sqlite_url(tmp_path) -> str:
     """For HTTP-shape tests where the store kind does not matter."""
     return f"sqlite:///{tmp_path}/logs.db"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -19,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_helpers import row
 
-from log_collector.server import create_app, open_store
+from log_collector.server import create_app
 from log_collector.server.query import (
     context,
     facets,
@@ -65,15 +64,6 @@ def delete_some(store: Any) -> None:
     """Marks every fifth row deleted."""
     with store.writing() as conn:
         conn.execute("UPDATE logs SET deleted = TRUE WHERE id % 5 = 0")
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Any]:
-    opened = open_store(db_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import pytest
 import requests
 from server_helpers import row
 
-from log_collector.server import create_app, open_store
+from log_collector.server import create_app
 from log_collector.server.query.tail import TailSettings
 
 # Short intervals so a test sees a poll, a heartbeat or a drop quickly.
@@ -118,15 +118,6 @@ def streams() -> Iterator[Callable[..., Stream]]:
     yield open_stream
     for stream in opened:
         stream.close()
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Any]:
-    opened = open_store(db_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
 
 
 def started(stream: Stream) -> Stream:

@@ -14,7 +14,6 @@ from log_collector.server.query import BadQuery, facets, histogram, parse_filter
 from log_collector.server.query.aggregates import nice_interval
 
 # The fixtures of the search tests: a store on each kind of database, and its seeded rows.
-store = test_query_search.store
 seeded = test_query_search.seeded
 
 

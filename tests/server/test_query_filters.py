@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 
 import pytest
-import test_query_search
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_query_search import NOW, NOW_US, insert
@@ -24,7 +23,6 @@ from log_collector.server.query.filters import FILTER_NAMES, int_param
 from log_collector.server.query.pagination import decode_cursor, encode_cursor
 
 # A store on each kind of database (the fixture of the search tests).
-store = test_query_search.store
 
 
 def test_relative_and_iso_times_become_microseconds_since_the_epoch():

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import random
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,6 @@ import psycopg
 import pytest
 from server_helpers import execute, row
 
-from log_collector.server import open_store
 from log_collector.server.query import (
     BadQuery,
     NotFound,
@@ -114,15 +113,6 @@ def read_rows(db_url: str) -> list[dict[str, Any]]:
 
 def newest_first(rows: list[dict[str, Any]]) -> list[int]:
     return [r["id"] for r in sorted(rows, key=lambda r: (r["created_at"], r["id"]), reverse=True)]
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Any]:
-    store = open_store(db_url)
-    try:
-        yield store
-    finally:
-        store.close()
 
 
 @pytest.fixture

@@ -28,15 +28,6 @@ SERVICES = ("api", "billing", "web")
 LEVELS = ("TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL")
 
 
-@pytest.fixture
-def store(db_url: str) -> Any:
-    store = open_store(db_url)
-    try:
-        yield store
-    finally:
-        store.close()
-
-
 def records(count: int, seed: int) -> list[dict[str, Any]]:
     """Rows over the 8 days before NOW; one in five exactly on a minute or half-hour edge."""
     rnd = random.Random(seed)

@@ -13,13 +13,6 @@ from log_collector.server import open_store
 from log_collector.server.store.base import ROW_COLUMNS, StoreUnavailable
 
 
-@pytest.fixture
-def store(db_url):
-    store = open_store(db_url)
-    yield store
-    store.close()
-
-
 def test_migrate_on_a_fresh_database_applies_the_schema_then_nothing(fresh_db_url):
     store = open_store(fresh_db_url)
     try:

@@ -19,20 +19,6 @@ from log_collector.server.query.tail import GAP_TTL_S, TailCursor, newest_id
 NOW = 1_750_000_000.0
 
 
-def _opened(url: str) -> Iterator[Any]:
-    store = open_store(url)
-    store.migrate()
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-@pytest.fixture
-def store(db_url: str) -> Iterator[Any]:
-    yield from _opened(db_url)
-
-
 def messages(records: list[dict[str, Any]]) -> list[str]:
     return [r["message"] for r in records]
 
@@ -70,7 +56,11 @@ def test_a_full_poll_stops_at_its_last_record_and_says_more_is_waiting(store):
 
 @pytest.fixture
 def pg_store(pg_session_url: str) -> Iterator[Any]:
-    yield from _opened(pg_session_url)
+    opened = open_store(pg_session_url)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 def _insert_uncommitted(url: str, message: str) -> psycopg.Connection:
