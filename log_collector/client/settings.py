@@ -328,12 +328,19 @@ class Settings:
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
-    """The ``.env`` file's values, parsed by python-dotenv, never exported."""
-    if not path.is_file():
-        return {}
-    from dotenv import dotenv_values  # imported here: only clients that find a .env pay for it
+    """The ``.env`` file's values, parsed by python-dotenv, never exported. A file this process
+    may not read (a working directory it cannot enter, a file of another user) is left out with
+    a warning: the other sources decide, and the client still starts."""
+    try:
+        if not path.is_file():
+            return {}
+        from dotenv import dotenv_values  # imported here: only clients that find a .env pay
 
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+        values = dotenv_values(path)
+    except OSError as exc:
+        logger.warning("log-collector: %s is not read (%s); the other settings apply", path, exc)
+        return {}
+    return {k: v for k, v in values.items() if v is not None}
 
 
 def default_spool_dir(service: str | None, env: Mapping[str, str]) -> Path:

@@ -1,6 +1,7 @@
 """Settings (log_collector/config.py): explicit argument > environment > .env > defaults,
 validated once, every invalid value a ConfigError naming the setting."""
 
+import logging
 import os
 from pathlib import Path
 
@@ -461,3 +462,14 @@ def test_values_at_the_floors_are_accepted():
 def test_a_client_with_a_ten_byte_spool_cap_raises_instead_of_dropping_every_record(tmp_path):
     with pytest.raises(ConfigError, match="max_spool_bytes=10: must be at least 65536"):
         AsyncLogClient(max_spool_bytes=10, spool_dir=tmp_path / "spool")
+
+
+def test_a_dotenv_the_process_cannot_read_is_left_out_with_a_warning(tmp_path, caplog):
+    """A ``.env`` whose stat fails (here a name too long for the file system; in a working
+    directory the process may not enter, permission denied) never stops the client: the other
+    sources decide and one warning names the file."""
+    unreadable = tmp_path / ("x" * 300)
+    with caplog.at_level(logging.WARNING, logger="log_collector"):
+        settings = load_settings({}, environ={"SERVICE_NAME": "from-env"}, dotenv_path=unreadable)
+    assert "from-env" == settings.service
+    assert [r for r in caplog.records if "is not read" in r.getMessage()]
