@@ -10,6 +10,7 @@ connection (``postgres`` kind) but uses :func:`sql_files` to find them.
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 from importlib import resources
@@ -32,15 +33,18 @@ def migrations_dir(kind: str) -> Path:
     raise FileNotFoundError(f"log-collector: no '{kind}' migrations found in the package")
 
 
-def sql_files(kind: str) -> list[tuple[str, str]]:
-    """``(name, sql)`` of every numbered file of ``kind``, in numeric order."""
+@functools.cache
+def sql_files(kind: str) -> tuple[tuple[str, str], ...]:
+    """``(name, sql)`` of every numbered file of ``kind``, in numeric order. Read once per
+    process: the files do not change under it, and a process that drops its privileges after
+    its first spool or store (a server's workers, a daemon) needs no access to them again."""
     found = []
     for path in migrations_dir(kind).iterdir():
         match = _NUMBERED.match(path.name)
         if match:
             found.append((int(match.group(1)), path.stem, path.read_text(encoding="utf-8")))
     found.sort()
-    return [(name, sql) for _, name, sql in found]
+    return tuple((name, sql) for _, name, sql in found)
 
 
 def split_statements(sql: str) -> list[str]:

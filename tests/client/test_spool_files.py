@@ -336,12 +336,16 @@ def test_status_and_replay_follow_a_link_named_on_the_command_line_only(receiver
     assert ["named by the user"] == [r["message"] for r in receiver.records]
 
 
-# Runs as root until the library is imported, then as NOBODY (effective ids), so the checks
-# compare against a non-root uid: the spool dir belongs to NOBODY, one orphan to root.
+# Runs as root until the library is imported and the spool's schema read (the checkout may lie
+# in a directory only root can read, as a CI clone under `mktemp -d` does), then as NOBODY
+# (effective ids), so the checks compare against a non-root uid: the spool dir belongs to
+# NOBODY, one orphan to root.
 _AS_NOBODY = """
 import json, os, sys
 from log_collector import AsyncLogClient
 import log_collector.client.spool, log_collector.client.transport, http.client, gzip, tempfile
+from log_collector.common.migrations import sql_files
+sql_files("spool")
 os.setegid({uid}); os.seteuid({uid})
 client = AsyncLogClient({url!r}, service="nobody", spool_dir={spool_dir!r}, max_backoff=0.2)
 client.info("from nobody")
