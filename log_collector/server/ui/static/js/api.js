@@ -45,8 +45,7 @@ function url(path, params) {
   return query ? `${path}?${query}` : path;
 }
 
-function headers(extra) {
-  const key = getKey();
+function headers(extra, key = getKey()) {
   return key ? { Authorization: `Bearer ${key}`, ...extra } : { ...extra };
 }
 
@@ -60,7 +59,10 @@ function reasonOf(body, response) {
   return `${response.status} ${response.statusText}`;
 }
 
-async function failed(response, quiet = false) {
+// `sentKey`: the key the request carried. A refusal of a key that has since been replaced (a
+// request sent before the person entered one, answered after) is dropped: it says nothing of
+// the key in use, and the prompt must not come back over the data the new key opened.
+async function failed(response, quiet = false, sentKey = getKey()) {
   let body = null;
   try {
     body = await response.json();
@@ -69,17 +71,19 @@ async function failed(response, quiet = false) {
   }
   const reason = reasonOf(body, response);
   const refused = response.status === 401 || response.status === 403;
+  if (refused && sentKey !== getKey()) return new ApiError(reason, response.status, body, true);
   if (refused) onUnauthorised(reason);
   else if (!quiet) showError(reason);
   return new ApiError(reason, response.status, body, refused || !quiet);
 }
 
 async function send(method, path, params, { body, signal, quiet = false } = {}) {
+  const sentKey = getKey();
   let response;
   try {
     response = await fetch(url(path, params), {
       method,
-      headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }),
+      headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }, sentKey),
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
     });
@@ -89,7 +93,7 @@ async function send(method, path, params, { body, signal, quiet = false } = {}) 
     if (!quiet) showError(reason);
     throw new ApiError(reason, 0, null, !quiet);
   }
-  if (!response.ok) throw await failed(response, quiet);
+  if (!response.ok) throw await failed(response, quiet, sentKey);
   if (response.status === 204) return null;
   return response.json();
 }
@@ -133,9 +137,10 @@ async function stream(path, params, onEvent, signal, onStatus = () => {}, after 
     try {
       const extra = { Accept: "text/event-stream" };
       if (lastId !== null) extra["Last-Event-ID"] = lastId;
-      const response = await fetch(url(path, params), { headers: headers(extra), signal });
+      const sentKey = getKey();
+      const response = await fetch(url(path, params), { headers: headers(extra, sentKey), signal });
       if (!response.ok) {
-        await failed(response);
+        await failed(response, false, sentKey);
         // 401/403/400 will not pass by trying again; 503 (too many streams) may.
         if (response.status !== 503) {
           onStatus("stopped");
@@ -166,11 +171,15 @@ async function stream(path, params, onEvent, signal, onStatus = () => {}, after 
 // 0) rather than a retry. A refusal is an ApiError that is not shown (a refused key still
 // brings up the key prompt): the caller decides, e.g. to fall back to another endpoint on 404.
 async function postStream(path, body, onEvent, { signal } = {}) {
+  const sentKey = getKey();
   let response;
   try {
     response = await fetch(path, {
       method: "POST",
-      headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+      headers: headers(
+        { "Content-Type": "application/json", Accept: "text/event-stream" },
+        sentKey,
+      ),
       body: JSON.stringify(body),
       signal,
     });
@@ -178,7 +187,7 @@ async function postStream(path, body, onEvent, { signal } = {}) {
     if (error.name === "AbortError") throw error;
     throw new ApiError(`the server did not answer: ${error.message}`, 0, null, false);
   }
-  if (!response.ok) throw await failed(response, true);
+  if (!response.ok) throw await failed(response, true, sentKey);
   const stopped = signal || new AbortController().signal;
   try {
     await readEvents(response.body, stopped, onEvent);
