@@ -268,6 +268,11 @@ class Receiver:
         with self._lock:
             return len(self._faults)
 
+    def clear_faults(self) -> None:
+        """Forget the scripted faults not yet consumed: the next requests are answered normally."""
+        with self._lock:
+            self._faults.clear()
+
     def _script(self, fault: _Fault, n: int) -> None:
         if n < 0:
             raise ValueError(f"n must be >= 0, got {n}")

@@ -30,6 +30,9 @@ logger = logging.getLogger("log_collector")
 # SQLite handles inherited through fork(): kept referenced forever so that the
 # child never finalises (closes) the parent's connections. See Spool.abandon.
 _INHERITED: list[Any] = []
+# Appends a new client rehearses (rolled back) before its first log call: enough for the
+# interpreter to specialise the path and the caches to hold it (docs/performance.md).
+REHEARSALS = 16
 
 
 class Delivery:
@@ -62,11 +65,28 @@ class Delivery:
         self._warned_fallback = False
         self._new_memory()
 
-    def start(self) -> None:
-        """Open the spool; start the sender at once if orphans wait to be drained."""
-        self.open_spool()
-        if self._orphans.waiting(self.settings.spool_dir, self.spool):
-            self._ensure_sender()
+    def start(self, rehearse: Callable[[], None] | None = None) -> None:
+        """Open the spool and start the sender, so that no log call waits for either.
+
+        ``rehearse`` makes one log call; it is made REHEARSALS times into the new spool
+        and rolled back (``SpoolConnection.rehearsal``) while the sender waits.
+        With orphans waiting the sender drains them at once; otherwise it first
+        waits for its first wake (batch_size rows, flush_interval, flush(), close()).
+        A forked child starts its own sender on its first log call (reset_after_fork).
+        """
+        spool = self.open_spool()
+        orphans = self._orphans.waiting(self.settings.spool_dir, spool)
+        if spool is None or rehearse is None:
+            self._ensure_sender(idle_first=not orphans)
+            return
+        # The rehearsal comes last, so that nothing cools the caches before the first log
+        # call; the sender, started first, looks at no spool until it is over.
+        ready = threading.Event()
+        self._ensure_sender(idle_first=not orphans, ready=ready)
+        try:
+            self._rehearse(spool, rehearse)
+        finally:
+            ready.set()
 
     def append(self, created_at: float, body: str) -> None:
         # No getpid() here: the after-fork hook has already reset a forked child.
@@ -87,6 +107,23 @@ class Delivery:
         if self._since_wake >= self.settings.batch_size:
             self._since_wake = 0
             sender.wake()
+
+    def _rehearse(self, spool: Spool, log_call: Callable[[], None]) -> None:
+        since_wake, dropped = self._since_wake, dict(self._dropped)
+        try:
+            with spool.rehearsal() as rehearsing:
+                for _ in range(REHEARSALS if rehearsing else 0):
+                    log_call()
+        except SpoolError as exc:  # still in the rolled-back transaction: unusable
+            with self._lock:
+                self.spool = None
+            _INHERITED.extend(spool.abandon())
+            self.warn_once(f"log-collector: cannot use the spool {spool.path} ({exc})")
+        except Exception as exc:  # the rehearsal only warms the code up; appends will tell
+            logger.debug("log-collector: the append rehearsal stopped: %r", exc)
+        finally:
+            # What the rehearsed calls counted is not the application's.
+            self._since_wake, self._dropped = since_wake, dropped
 
     def open_spool(self) -> Spool | None:
         with self._lock:
@@ -352,7 +389,9 @@ class Delivery:
     def _sources(self) -> list[Source]:
         return self.own_sources() + list(self._orphans)
 
-    def _ensure_sender(self) -> Sender:
+    def _ensure_sender(
+        self, *, idle_first: bool = False, ready: threading.Event | None = None
+    ) -> Sender:
         with self._lock:
             if self.sender is not None and self.sender.alive:
                 return self.sender
@@ -372,7 +411,7 @@ class Delivery:
                 sleep=self._sleep,
             )
             if not self._closed:
-                self.sender.start()
+                self.sender.start(idle_first=idle_first, ready=ready)
             return self.sender
 
     def _drained(self, source: Source) -> None:

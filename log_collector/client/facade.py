@@ -145,9 +145,14 @@ class AsyncLogClient:
 
         _install_process_hooks()
         _clients.add(self)
-        self._delivery.start()
+        self._delivery.start(rehearse=self._rehearsal_call)
         if s.enable_global_error_handler:
             install_global_error_handler(self)
+
+    def _rehearsal_call(self) -> None:
+        """A log call for the constructor's rehearsal, which is rolled back: never stored."""
+        # Fields of the common types, so that their encoders are warm too.
+        self.info("rehearsal", count=1, ratio=0.5, name="rehearsal", flag=True)
 
     def log(
         self,

@@ -11,12 +11,15 @@ other records: that record is dead-lettered (``server_errors``).
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any, Protocol
 
 import tenacity
@@ -36,6 +39,19 @@ HALT_GRACE = 0.1  # seconds stop() gives a halted thread to exit
 # server's body limit (10 MiB compressed) would depend on its neighbours. Below this, gzip
 # saves less time on a LAN than it costs in CPU.
 GZIP_MIN_BYTES = 16 * 1024
+# A POST carries at most this much JSON text (at least one record), however many rows
+# batch_size allows: under 1 MiB once log text is gzipped, within the body limits of common
+# proxies and the server's own (10 MiB compressed, 64 MiB decompressed).
+MAX_POST_BYTES = 8 * 2**20
+
+
+def within_post_bytes(rows: list[Row], limit: int) -> list[Row]:
+    """The first rows of ``rows`` whose bodies add up to at most ``limit`` characters
+    (always the first row, whatever its size)."""
+    sizes = list(itertools.accumulate(map(len, map(itemgetter(1), rows))))
+    if sizes[-1] <= limit:
+        return rows
+    return rows[: max(1, bisect.bisect_right(sizes, limit))]
 
 
 class Source(Protocol):
@@ -120,11 +136,18 @@ class Sender:
         self.failing = False  # the last send attempt did not get an ack
         self._troubles: set[str] = set()
         self._thread: threading.Thread | None = None
+        self._idle_first = False
+        self._ready: threading.Event | None = None
         self._500s = ServerErrors()
         self._batch_dead = 0  # rows dead-lettered while delivering the current batch
         self._dead_letter_episode = False
 
-    def start(self) -> None:
+    def start(self, *, idle_first: bool = False, ready: threading.Event | None = None) -> None:
+        """Start the thread; ``idle_first``: wait for the first wake before looking for work
+        (a new client's sender, with nothing to send yet, stays out of its first log calls);
+        ``ready``: never look for work before it is set."""
+        self._idle_first = idle_first
+        self._ready = ready
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._thread.start()
 
@@ -168,11 +191,17 @@ class Sender:
 
     def _run(self) -> None:
         try:
+            look = not self._idle_first
             while not self._halt.is_set():
-                self._on_idle()
-                self._drain()
-                if self._stopping.is_set() or self._halt.is_set():
-                    break
+                if look:
+                    if self._ready is not None:
+                        self._ready.wait()
+                        self._ready = None
+                    self._on_idle()
+                    self._drain()
+                    if self._stopping.is_set() or self._halt.is_set():
+                        break
+                look = True
                 self._wake.wait(self._flush_interval)
                 self._wake.clear()
         except Exception:  # never let the thread die silently; the rows stay on disk
@@ -205,10 +234,11 @@ class Sender:
 
     def _drain_source(self, source: Source) -> bool:
         while not self._halt.is_set():
-            rows = source.read_batch(self._batch_size)
-            if not rows:
+            read = source.read_batch(self._batch_size)
+            if not read:
                 self._on_drained(source)
                 return True
+            rows = within_post_bytes(read, MAX_POST_BYTES)
             self._batch_dead = 0
             self._500s.held = []
             if not self._deliver(source, rows):
@@ -229,7 +259,9 @@ class Sender:
             source.checkpoint(when_due=True)
             with self.progress:
                 self.progress.notify_all()
-            if len(rows) < self._batch_size and not self._stopping.is_set():
+            # A partial batch waits for the next wake; one cut to MAX_POST_BYTES does not.
+            partial = len(read) < self._batch_size and len(rows) == len(read)
+            if partial and not self._stopping.is_set():
                 return True
         return False
 
@@ -258,7 +290,7 @@ class Sender:
                     source,
                     [(rows[i], f"rejected by the server: {why}") for i, why in refused.items()],
                 )
-            source.ack([row for i, row in enumerate(rows) if i not in refused])
+            source.ack([row for i, row in enumerate(rows) if i not in refused] if refused else rows)
             if len(refused) < len(rows):
                 self._500s.acknowledged()
             self.stats.acknowledged += len(rows) - len(refused)

@@ -261,7 +261,7 @@ OPTIONS: Mapping[str, Option] = {
     "environment": Option("development", _environment, ("ENVIRONMENT", "NODE_ENV")),
     "service_version": Option("v0.0.0-dev", _text, ("SERVICE_VERSION",)),
     "log_type": Option("BACKEND", _log_type, ("LOG_TYPE",)),
-    "batch_size": Option(1000, partial(_positive_int, maximum=10_000)),
+    "batch_size": Option(10_000, partial(_positive_int, maximum=10_000)),
     "flush_interval": Option(1.0, partial(_positive_float, minimum=MIN_FLUSH_INTERVAL)),
     "enable_compression": Option(True, _bool),
     "enable_global_error_handler": Option(False, _flag, ("ENABLE_GLOBAL_ERROR_HANDLER",)),

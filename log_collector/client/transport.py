@@ -8,23 +8,39 @@ from __future__ import annotations
 
 import email.utils
 import enum
-import gzip
 import http.client
+import json
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connectionpool
 import urllib3.exceptions
 
 from .._version import __version__
 
 # Level 1: on a 2-core host the CPU matters more than bytes on a LAN, and log
-# text still shrinks several-fold at this level.
+# text still shrinks several-fold at this level. ISA-L (python-isal) writes the
+# same gzip format as zlib at about an eighth of zlib's CPU for a batch of log
+# records, and smaller (docs/performance.md); zlib stands in where isal has no
+# build for the platform. Both let go of the GIL while they compress.
 GZIP_LEVEL = 1
+try:
+    from isal.isal_zlib import DEFLATED, compressobj
+except ImportError:  # pragma: no cover - isal ships wheels for the platforms we test on
+    from zlib import DEFLATED, compressobj
+_GZIP_WBITS = 31  # a gzip header and trailer around the deflate stream
+# Records joined and compressed this many at a time (about 100 KB of text): below glibc's
+# mmap threshold, so the buffers come from memory malloc keeps, while one body for a whole
+# batch (hundreds of KB) is mapped and unmapped for every POST and its page faults cost
+# more than compressing it (docs/performance.md).
+_CHUNK_RECORDS = 256
 # A Retry-After beyond this is treated as this: a misconfigured proxy must not
 # park the spool for a day.
 MAX_RETRY_AFTER = 300.0
@@ -138,8 +154,22 @@ def _rejected(payload: Any, count: int) -> tuple[tuple[int, str], ...]:
     return tuple(found)
 
 
+class Response(Protocol):
+    """What ``classify`` reads of a response (``Answer``, or ``requests.Response``)."""
+
+    status_code: int
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def text(self) -> str: ...
+
+    def json(self) -> Any: ...
+
+
 def classify(
-    response: requests.Response | None,
+    response: Response | None,
     error: BaseException | None = None,
     *,
     count: int = 0,
@@ -202,16 +232,25 @@ def classify(
     return Outcome(Kind.RETRY, status, detail=detail)
 
 
-def _preview(response: requests.Response) -> str:
+def _preview(response: Response) -> str:
     kind = response.headers.get("Content-Type") or "no Content-Type"
     text = " ".join((response.text or "")[:400].split())[:80]
     return f"{kind}: {text!r}" if text else f"{kind}, empty body"
 
 
 def encode_batch(bodies: list[str], *, compress: bool) -> bytes:
-    """``{"logs": [...]}`` from rows that are already JSON text: joined, never re-parsed."""
-    data = ('{"logs":[' + ",".join(bodies) + "]}").encode("utf-8")
-    return gzip.compress(data, compresslevel=GZIP_LEVEL, mtime=0) if compress else data
+    """``{"logs": [...]}`` from rows that are already JSON text: joined, never re-parsed;
+    gzip'd ``_CHUNK_RECORDS`` records at a time when ``compress``."""
+    if not compress:
+        return ('{"logs":[' + ",".join(bodies) + "]}").encode("utf-8")
+    deflate = compressobj(GZIP_LEVEL, DEFLATED, _GZIP_WBITS)
+    out = [deflate.compress(b'{"logs":[')]
+    for start in range(0, len(bodies), _CHUNK_RECORDS):
+        text = ",".join(bodies[start : start + _CHUNK_RECORDS])
+        out.append(deflate.compress((("," if start else "") + text).encode("utf-8")))
+    out.append(deflate.compress(b"]}"))
+    out.append(deflate.flush())
+    return b"".join(out)
 
 
 class Transport(Protocol):
@@ -230,70 +269,107 @@ class Transport(Protocol):
         ...
 
 
-class _Bearer(requests.auth.AuthBase):
-    """The API key, as ``Authorization: Bearer``. Given to requests as the
-    session's auth rather than as a header: requests replaces an Authorization
-    header with credentials it finds in ~/.netrc for the host (a netrc
-    ``default`` entry matches every host), but never an explicit auth.
-    https://requests.readthedocs.io/en/latest/user/authentication/#netrc-authentication
-    """
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A response as ``classify`` reads it: ``requests.Response`` has the same four members,
+    so a response from requests (in tests) classifies the same way."""
 
-    def __init__(self, key: str) -> None:
-        self._value = f"Bearer {key}"
+    status_code: int
+    headers: Mapping[str, str]  # case-insensitive, as urllib3 gives them
+    content: bytes
 
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        request.headers["Authorization"] = self._value
-        return request
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        return json.loads(self.content)
+
+
+@dataclass(frozen=True, slots=True)
+class _Route:
+    """Where and how a POST goes, worked out once per connection pool."""
+
+    pool: urllib3.connectionpool.HTTPConnectionPool
+    url: str  # the path, or the absolute URL when an HTTP proxy carries the request
+    headers: dict[str, str]
+    gzip_headers: dict[str, str]
 
 
 class HttpTransport:
-    """POSTs batches with one reused ``requests.Session`` (made in the sender's thread)."""
+    """POSTs batches through one kept-alive connection.
+
+    requests works out once, with its own functions, what the environment says about
+    ``url`` (proxy variables and ``NO_PROXY``, the CA-bundle variables, ``~/.netrc``) and
+    builds the connection pool for it (proxy, TLS verification, client certificate). Each
+    POST then goes straight to that urllib3 pool: a ``Session.post`` costs the sender's
+    thread about twice the CPU for the same request (docs/performance.md). After a failed
+    send everything is worked out again, so a changed environment is picked up then.
+    """
 
     def __init__(self, url: str, *, timeout: float, api_key: str | None = None) -> None:
         self.url = url
         self.timeout = timeout
+        self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
         self._headers = {
             "Content-Type": "application/json",
             "User-Agent": f"log-collector-durable/{__version__}",
         }
-        self._auth = _Bearer(api_key) if api_key else None
-        self._session: requests.Session | None = None
+        self._api_key = api_key
+        self._adapter: requests.adapters.HTTPAdapter | None = None
+        self._route: _Route | None = None
 
-    def _new_session(self) -> requests.Session:
-        """A session with the environment's settings for ``url`` read once.
+    def environment(self) -> dict[str, Any]:
+        """What the environment says for ``url``: ``proxies``, ``verify``, ``cert``."""
+        with requests.Session() as session:
+            return session.merge_environment_settings(self.url, {}, None, None, None)
 
-        requests reads the proxy variables, the CA-bundle variables and ~/.netrc
-        on every request: a fifth to a quarter of the sender's CPU per post here.
-        They are read here instead, by requests' own functions, and the session
-        stops reading them. A session is made again after every failed send, so
-        a changed environment is picked up then.
-        """
-        session = requests.Session()
-        settings = session.merge_environment_settings(self.url, {}, None, None, None)
-        session.proxies = settings["proxies"]
-        session.verify = settings["verify"]
-        session.cert = settings["cert"]
-        session.auth = self._auth or requests.utils.get_netrc_auth(self.url)
-        session.trust_env = False
-        return session
+    def _connect(self) -> _Route:
+        settings = self.environment()
+        verify, cert, proxies = settings["verify"], settings["cert"], settings["proxies"]
+        # The Bearer key when there is one: requests would let ~/.netrc credentials
+        # replace an Authorization header, and a netrc ``default`` entry matches every
+        # host. Without a key, netrc credentials for the host are sent, as requests does.
+        # https://requests.readthedocs.io/en/latest/user/authentication/#netrc-authentication
+        netrc = None if self._api_key else requests.utils.get_netrc_auth(self.url)
+        prepared = requests.Request("POST", self.url, auth=netrc).prepare()
+        headers = dict(self._headers)
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        elif "Authorization" in prepared.headers:
+            headers["Authorization"] = prepared.headers["Authorization"]
+        self._adapter = adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=1)
+        pool = adapter.get_connection_with_tls_context(prepared, verify, proxies=proxies, cert=cert)
+        adapter.cert_verify(pool, self.url, verify, cert)
+        return _Route(
+            pool=pool,
+            url=adapter.request_url(prepared, proxies),
+            headers=headers,
+            gzip_headers={**headers, "Content-Encoding": "gzip"},
+        )
 
     def send(self, body: bytes, *, gzipped: bool, count: int) -> Outcome:
-        headers = dict(self._headers)
-        if gzipped:
-            headers["Content-Encoding"] = "gzip"
-        if self._session is None:
-            self._session = self._new_session()
         try:
-            response = self._session.post(
-                self.url, data=body, headers=headers, timeout=self.timeout, allow_redirects=False
+            route = self._route or self._connect()
+            self._route = route
+            response = route.pool.urlopen(
+                "POST",
+                route.url,
+                body=body,
+                headers=route.gzip_headers if gzipped else route.headers,
+                redirect=False,
+                assert_same_host=False,
+                retries=False,
+                timeout=self._timeout,
+                preload_content=True,
             )
         except Exception as exc:  # any failure to get an answer means: keep the rows, retry
             self.reset()
             return classify(None, exc, count=count)
-        return classify(response, count=count)
+        return classify(Answer(response.status, response.headers, response.data), count=count)
 
     def reset(self) -> None:
         """Drop pooled connections (after an error, a half-read answer must not be reused)."""
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        if self._adapter is not None:
+            self._adapter.close()
+        self._adapter = self._route = None

@@ -37,7 +37,7 @@ def test_defaults():
         "development",
         "v0.0.0-dev",
         "BACKEND",
-        1000,
+        10_000,
         1.0,
         True,
         False,

@@ -8,7 +8,7 @@ import json
 import time
 from collections.abc import Callable
 
-from log_collector.client.sender import Sender
+from log_collector.client.sender import Sender, within_post_bytes
 from log_collector.client.server_errors import SPLIT_AFTER_500
 from log_collector.client.transport import Kind, Outcome
 
@@ -180,3 +180,33 @@ def test_a_retryable_answer_is_retried_after_the_injected_wait_until_acknowledge
 
     assert ([], [1, 2], 3) == (source.rows, source.acked, len(transport.batches))
     assert (2, 2, False) == (len(waits), sender.stats.retries, sender.failing)
+
+
+def test_a_batch_past_max_post_bytes_goes_in_several_posts_and_none_is_lost(monkeypatch):
+    """batch_size allows 10 rows; 2 rows of 38 characters fit under the cap of 100."""
+    monkeypatch.setattr("log_collector.client.sender.MAX_POST_BYTES", 100)
+    source = ListSource(10)
+    source.rows = [(i, json.dumps({"n": i, "pad": "x" * 20})) for i in range(1, 11)]
+
+    sender, transport, _ = run(source, lambda records: ACK, batch_size=10)
+
+    assert ([], list(range(1, 11))) == (source.rows, source.acked)
+    assert [[1, 2], [3, 4], [5, 6], [7, 8], [9, 10]] == transport.batches
+
+
+def test_a_record_larger_than_max_post_bytes_is_sent_alone(monkeypatch):
+    monkeypatch.setattr("log_collector.client.sender.MAX_POST_BYTES", 100)
+    source = ListSource(3)
+    source.rows[1] = (2, json.dumps({"n": 2, "pad": "x" * 500}))
+
+    _, transport, _ = run(source, lambda records: ACK, batch_size=10)
+
+    assert ([], [[1], [2], [3]]) == (source.rows, transport.batches)
+
+
+def test_within_post_bytes_keeps_the_rows_that_fit_in_order():
+    rows = [(1, "a" * 40), (2, "b" * 40), (3, "c" * 40)]
+
+    assert rows == within_post_bytes(rows, 120)
+    assert rows[:2] == within_post_bytes(rows, 119)
+    assert rows[:1] == within_post_bytes(rows, 10)  # the first row goes, whatever its size

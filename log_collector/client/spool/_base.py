@@ -36,7 +36,7 @@ ACK_CHUNK = 1000
 # memory (the mirror), so the sender's reads do not take the connection from
 # the appenders. Past this size, or after anything but an append or an ack of
 # the oldest rows, reads go to SQLite until the table is empty again.
-MIRROR_BYTES = 4 * 2**20
+MIRROR_BYTES = 8 * 2**20
 # Room made by drop_oldest beyond the cap, so a full spool does not delete on every append.
 DROP_HEADROOM = 0.05
 # A drop episode ends (and is announced once) when the spool is back under this share of the cap.

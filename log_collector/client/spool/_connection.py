@@ -35,6 +35,7 @@ from ._base import (
     Row,
     SpoolClosed,
     SpoolCounters,
+    SpoolError,
     UnsafeSpoolFile,
     _open_regular,
     _size,
@@ -96,6 +97,26 @@ class SpoolConnection:
         self._checkpointed_at = time.monotonic()
         self._wal_fd: int | None = None  # for the sync before a checkpoint; kept open
         self._wal_fd_lock = threading.Lock()  # close() must not close it mid-fsync
+        self._start_wal()
+
+    def _start_wal(self) -> None:
+        """Write the owner's pid through this connection, and compile the append's INSERT.
+
+        The first commit into a new WAL creates the file, writes its header and syncs
+        both it and the directory (half a millisecond here); done now, the client's
+        constructor pays for it, not its first log call. The INSERT runs once in a
+        transaction that is rolled back, so the first append finds it compiled in the
+        connection's statement cache.
+        """
+        conn = self._conn
+        conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('pid', ?)", (str(os.getpid()),)
+        )
+        conn.execute("BEGIN")
+        try:
+            conn.execute(_INSERT, (self._next_id, 0.0, ""))
+        finally:
+            conn.execute("ROLLBACK")
 
     @property
     def rows(self) -> int:
@@ -112,6 +133,45 @@ class SpoolConnection:
     def append(self, created_at: float, body: str) -> None:
         """Durably store one record before returning (or hand it to the fallback)."""
         self._group.submit((created_at, body))
+
+    @contextlib.contextmanager
+    def rehearsal(self) -> Iterator[bool]:
+        """Appends made inside are never kept: the append path runs for real inside one
+        transaction that is then rolled back, and the totals are set back to those of the
+        new, empty file. The constructor rehearses so that a client's first log calls run
+        code the interpreter has already specialised and the CPU has already cached
+        (docs/performance.md). Yields False (and rehearses nothing) unless the file is new
+        and empty. Nothing but the rehearsing thread may use the connection meanwhile.
+        Raises ``SpoolError`` if the transaction cannot be rolled back (the file is then
+        unusable).
+        """
+        if self._next_id != 1 or self._rows or self.closed:
+            yield False
+            return
+        fallback, self._fallback = self._fallback, None  # a failure must not keep the row
+        appended = self.counters.appended
+        self._conn.execute("BEGIN")
+        try:
+            yield True
+        finally:
+            self._fallback = fallback
+            try:
+                self._conn.execute("ROLLBACK")
+                # One real commit, so that the commit path (the WAL frame) is warm too.
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('opened_at', ?)",
+                    (repr(time.time()),),
+                )
+            except sqlite3.Error as exc:
+                logger.debug("log-collector: cannot roll back the warm-up: %s", exc)
+            self._rows = self._bytes = self._unckpt = 0
+            self._next_id = 1
+            self._mirror.restart()
+            self.counters.appended = appended
+            self.oldest_bound = -math.inf
+            self._changed = False
+            if self._conn.in_transaction:
+                raise SpoolError(f"{self.path}: cannot roll back the warm-up transaction")
 
     def append_rows(self, rows: list[Pending]) -> None:
         """Many rows in one transaction (salvage, not the hot path)."""

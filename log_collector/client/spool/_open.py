@@ -102,7 +102,8 @@ def prepare(path: Path, fd: int, *, target_url: str | None, service: str | None)
                 f"{sorted(applied - known)}); leaving it for that version"
             )
         _migrations.apply_sqlite(conn, SCHEMA_KIND)
-        facts = [("pid", str(os.getpid())), ("schema_version", str(len(known)))]
+        # The pid is written by the owner's write connection (SpoolConnection).
+        facts = [("schema_version", str(len(known)))]
         if service is not None:  # adoption passes None: keep the writer's service
             facts.append(("service", service))
         with transaction(conn):

@@ -134,6 +134,10 @@ class Spool:
         """Durably store one record before returning (or hand it to the fallback)."""
         self._conn.append(created_at, body)
 
+    def rehearsal(self) -> contextlib.AbstractContextManager[bool]:
+        """Appends inside are rolled back (``SpoolConnection.rehearsal``)."""
+        return self._conn.rehearsal()
+
     def append_rows(self, rows: list[tuple[float, str]]) -> None:
         """Many rows in one transaction (salvage, not the hot path)."""
         self._conn.append_rows(rows)
