@@ -370,7 +370,7 @@ class SpoolConnection:
             self._unckpt, self._changed, self._checkpointed_at = 0, False, now
 
     def _sync_wal(self) -> None:
-        """fsync the WAL ahead of a checkpoint, without holding the connection."""
+        """Sync (fdatasync) the WAL ahead of a checkpoint, without holding the connection."""
         # With synchronous=NORMAL a checkpoint syncs the WAL, then the database
         # file, all while it holds the one connection and appenders wait.
         # Synced here first, appenders go on meanwhile and the checkpoint's own
@@ -385,7 +385,7 @@ class SpoolConnection:
             try:
                 if self._wal_fd is None:
                     self._wal_fd = _open_regular(Path(f"{self.path}-wal"), os.O_RDONLY)
-                os.fsync(self._wal_fd)
+                os.fdatasync(self._wal_fd)
             except (OSError, UnsafeSpoolFile) as exc:
                 logger.debug("log-collector: cannot sync %s-wal ahead: %s", self.path, exc)
 
