@@ -114,11 +114,17 @@ class Delivery:
             with spool.rehearsal() as rehearsing:
                 for _ in range(REHEARSALS if rehearsing else 0):
                     log_call()
-        except SpoolError as exc:  # still in the rolled-back transaction: unusable
+        except SpoolError as exc:  # the transaction could not be rolled back: unusable
             with self._lock:
                 self.spool = None
-            _INHERITED.extend(spool.abandon())
-            self.warn_once(f"log-collector: cannot use the spool {spool.path} ({exc})")
+            try:
+                spool.close()  # closing the connection rolls the transaction back
+            except (OSError, sqlite3.Error):
+                _INHERITED.extend(spool.abandon())
+            self.warn_once(
+                f"log-collector: cannot use the spool {spool.path} ({exc}); the next log call "
+                "opens a new one"
+            )
         except Exception as exc:  # the rehearsal only warms the code up; appends will tell
             logger.debug("log-collector: the append rehearsal stopped: %r", exc)
         finally:

@@ -3,6 +3,7 @@
 append path has been rehearsed in a transaction that is rolled back. Nothing of the
 rehearsal may be stored, counted or sent."""
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -11,7 +12,7 @@ import pytest
 from helpers import crash_spool
 
 from log_collector import AsyncLogClient
-from log_collector.client.spool import Spool
+from log_collector.client.spool import Spool, SpoolError
 
 
 def senders() -> list[threading.Thread]:
@@ -136,3 +137,26 @@ def test_a_failed_rehearsal_leaves_the_client_working(make_client, receiver, mon
     assert client.flush(timeout=10)
     assert ["still logs"] == [r["message"] for r in receiver.records]
     assert {} == client.stats()["dropped"]
+
+
+def test_a_spool_whose_rehearsal_cannot_be_rolled_back_is_closed_for_a_new_one(
+    make_client, receiver, monkeypatch, caplog
+):
+    real = Spool.rehearsal
+
+    @contextlib.contextmanager
+    def unrollable(self):
+        with real(self) as rehearsing:
+            yield rehearsing
+        raise SpoolError("cannot roll back the warm-up transaction")
+
+    monkeypatch.setattr(Spool, "rehearsal", unrollable)
+    client = make_client()
+    first = client._delivery.spool
+
+    client.info("after")
+
+    assert first is None or first is not client._delivery.spool
+    assert client.flush(timeout=10)
+    assert ["after"] == [r["message"] for r in receiver.records]
+    assert "cannot use the spool" in caplog.text
