@@ -23,7 +23,7 @@ from .orphans import ADOPT_INTERVAL, Orphans
 from .sender import Sender, Source
 from .settings import Settings
 from .spool import Spool, SpoolError, is_corruption, move_aside, private_spool_dir, salvage
-from .transport import HttpTransport
+from .transport import HttpTransport, encode_batch
 
 logger = logging.getLogger("log_collector")
 
@@ -304,6 +304,7 @@ class Delivery:
             "oldest_pending_age": None if oldest is None else max(0.0, self._clock() - oldest),
             "adopted_spools": len(self._orphans),
             "last_error": sender_stats.last_error if sender_stats else None,
+            "rejected_unnamed": sender_stats.rejected_unnamed if sender_stats else 0,
         }
 
     def pending_total(self) -> int:
@@ -402,9 +403,11 @@ class Delivery:
             if self.sender is not None and self.sender.alive:
                 return self.sender
             s = self.settings
+            transport, encode = self._wire()
             self.sender = Sender(
                 sources=self._sources,
-                transport=HttpTransport(s.logs_url, timeout=s.timeout, api_key=s.api_key),
+                transport=transport,
+                encode=encode,
                 batch_size=s.batch_size,
                 flush_interval=s.flush_interval,
                 compress=s.enable_compression,
@@ -419,6 +422,22 @@ class Delivery:
             if not self._closed:
                 self.sender.start(idle_first=idle_first, ready=ready)
             return self.sender
+
+    def _wire(self) -> tuple[HttpTransport, Callable[..., bytes]]:
+        """The transport and body encoder of ``settings.wire``."""
+        s = self.settings
+        if s.wire == "otlp":
+            from . import otlp  # only this wire needs opentelemetry-proto
+
+            transport = HttpTransport(
+                s.logs_url,
+                timeout=s.timeout,
+                api_key=s.api_key,
+                content_type=otlp.CONTENT_TYPE,
+                classify=otlp.classify_otlp,
+            )
+            return transport, otlp.encode
+        return HttpTransport(s.logs_url, timeout=s.timeout, api_key=s.api_key), encode_batch
 
     def _drained(self, source: Source) -> None:
         if self._orphans.remove(source):

@@ -119,6 +119,7 @@ class AsyncLogClient:
         max_backoff: float = DEFAULTS["max_backoff"],
         close_timeout: float = DEFAULTS["close_timeout"],
         fallback_capacity: int = DEFAULTS["fallback_capacity"],
+        wire: str | None = None,
         max_queue_size: int | None = None,
         max_retries: int | None = None,
         clock: Callable[[], float] = time.time,

@@ -75,6 +75,7 @@ class SenderStats:
     last_error: str | None = None
     warned: set[Kind] = field(default_factory=set)
     dead_letter_warnings: int = 0  # one per episode of dead letters
+    rejected_unnamed: int = 0  # refused by an OTLP endpoint that did not say which
 
 
 class _Backoff(tenacity.wait.wait_base):
@@ -112,7 +113,11 @@ class Sender:
         on_idle: Callable[[], None] = lambda: None,
         on_error: Callable[[Source, BaseException], None] = lambda source, exc: None,
         sleep: Callable[[float], None] | None = None,
+        encode: Callable[..., bytes] = encode_batch,
     ) -> None:
+        """``encode(bodies, compress=...)`` makes a request body of the rows' texts: this
+        project's JSON by default, OTLP protobuf for ``wire="otlp"``."""
+        self._encode = encode
         self._sources = sources
         self._transport = transport
         self._batch_size = batch_size
@@ -295,6 +300,8 @@ class Sender:
                 self._500s.acknowledged()
             self.stats.acknowledged += len(rows) - len(refused)
             self.stats.duplicates += outcome.duplicates
+            if outcome.unnamed:
+                self._refused_unnamed(outcome)
             return True
         if outcome.kind is Kind.SERVER_ERROR:
             return self._500s.after_500(
@@ -312,6 +319,23 @@ class Sender:
             return True
         middle = len(rows) // 2
         return self._deliver(source, rows[:middle]) and self._deliver(source, rows[middle:])
+
+    def _refused_unnamed(self, outcome: Outcome) -> None:
+        """An OTLP endpoint took the batch but refused some records without naming them:
+        nothing to dead-letter, nothing to resend (the rest would be stored twice)."""
+        self.stats.rejected_unnamed += outcome.unnamed
+        self.stats.last_error = (
+            f"{outcome.unnamed} record(s) refused by the endpoint: {outcome.detail}"
+        )
+        if Kind.ACKED not in self.stats.warned:
+            self.stats.warned.add(Kind.ACKED)
+            logger.warning(
+                "log-collector: %s refused %d record(s) of a batch without saying which (%s); "
+                "the batch is acknowledged, the refusals counted in stats()['rejected_unnamed']",
+                self._transport.url,
+                outcome.unnamed,
+                outcome.detail or "no reason given",
+            )
 
     def _deliverer(self, source: Source) -> Callable[[list[Row], int], bool]:
         return lambda rows, mark: self._deliver(source, rows, mark)
@@ -357,7 +381,7 @@ class Sender:
         compress = self._compress and (
             len(rows) >= self._gzip_min or sum(map(len, bodies)) >= self._gzip_min_bytes
         )
-        body = encode_batch(bodies, compress=compress)
+        body = self._encode(bodies, compress=compress)
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_result(retry_until_split()),
             wait=self._policy,

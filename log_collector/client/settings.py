@@ -12,6 +12,7 @@ resolution are read together, and splitting them would spread one setting again.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import os
@@ -49,6 +50,9 @@ DEFAULT_REDACT_KEYS = frozenset(
 )  # fmt: skip
 
 DURABILITY = ("normal", "full")
+# What the sender speaks: this project's JSON to {server_url}/logs, or OTLP/HTTP protobuf to
+# {server_url}/v1/logs (any OpenTelemetry endpoint; client/otlp.py).
+WIRES = ("log-collector", "otlp")
 SPOOL_FULL_POLICIES = ("drop_oldest", "drop_newest")
 MiB = 1024 * 1024
 KiB = 1024
@@ -220,6 +224,18 @@ def _choice(choices: tuple[str, ...], name: str, value: Any, origin: str | None 
     return value
 
 
+def _wire(name: str, value: Any, origin: str | None = None) -> str:
+    value = _choice(WIRES, name, value, origin)
+    if value == "otlp" and importlib.util.find_spec("opentelemetry.proto") is None:
+        raise _fail(
+            name,
+            value,
+            "needs opentelemetry-proto: pip install 'log-collector-durable[otlp]'",
+            origin,
+        )
+    return value
+
+
 def _level(name: str, value: Any, origin: str | None = None) -> str:
     level = normalise_level(value) if isinstance(value, str) else None
     if level is None:
@@ -286,6 +302,7 @@ OPTIONS: Mapping[str, Option] = {
     "max_backoff": Option(30.0, partial(_positive_float, minimum=MIN_BACKOFF)),
     "close_timeout": Option(5.0, _non_negative_float),
     "fallback_capacity": Option(10_000, _positive_int),
+    "wire": Option("log-collector", _wire, ("LOG_COLLECTOR_WIRE",)),
 }
 DEFAULTS: Mapping[str, Any] = {name: option.default for name, option in OPTIONS.items()}
 ENV_VARS: Mapping[str, tuple[str, ...]] = {
@@ -321,10 +338,11 @@ class Settings:
     max_backoff: float
     close_timeout: float
     fallback_capacity: int
+    wire: str
 
     @property
     def logs_url(self) -> str:
-        return self.server_url + "/logs"
+        return self.server_url + ("/v1/logs" if self.wire == "otlp" else "/logs")
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

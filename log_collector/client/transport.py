@@ -35,7 +35,7 @@ try:
     from isal.isal_zlib import DEFLATED, compressobj
 except ImportError:  # pragma: no cover - isal ships wheels for the platforms we test on
     from zlib import DEFLATED, compressobj
-_GZIP_WBITS = 31  # a gzip header and trailer around the deflate stream
+GZIP_WBITS = 31  # a gzip header and trailer around the deflate stream
 # Records joined and compressed this many at a time (about 100 KB of text): below glibc's
 # mmap threshold, so the buffers come from memory malloc keeps, while one body for a whole
 # batch (hundreds of KB) is mapped and unmapped for every POST and its page faults cost
@@ -74,6 +74,9 @@ class Outcome:
     rejected: tuple[tuple[int, str], ...] = ()
     duplicates: int = 0
     detail: str = ""
+    # Records an OTLP endpoint refused without saying which (partial_success): the batch
+    # is acknowledged all the same, and they are counted.
+    unnamed: int = 0
 
     def describe(self) -> str:
         """One line: ``HTTP 500: <the server's text>``, or the short reason a request got no
@@ -243,7 +246,7 @@ def encode_batch(bodies: list[str], *, compress: bool) -> bytes:
     gzip'd ``_CHUNK_RECORDS`` records at a time when ``compress``."""
     if not compress:
         return ('{"logs":[' + ",".join(bodies) + "]}").encode("utf-8")
-    deflate = compressobj(GZIP_LEVEL, DEFLATED, _GZIP_WBITS)
+    deflate = compressobj(GZIP_LEVEL, DEFLATED, GZIP_WBITS)
     out = [deflate.compress(b'{"logs":[')]
     for start in range(0, len(bodies), _CHUNK_RECORDS):
         text = ",".join(bodies[start : start + _CHUNK_RECORDS])
@@ -307,12 +310,23 @@ class HttpTransport:
     send everything is worked out again, so a changed environment is picked up then.
     """
 
-    def __init__(self, url: str, *, timeout: float, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float,
+        api_key: str | None = None,
+        content_type: str = "application/json",
+        classify: Callable[..., Outcome] = classify,
+    ) -> None:
+        """``content_type`` and ``classify`` are the wire's: this project's JSON by default,
+        OTLP's protobuf for ``wire="otlp"`` (``client.otlp``)."""
         self.url = url
         self.timeout = timeout
         self._timeout = urllib3.Timeout(connect=timeout, read=timeout)
+        self._classify = classify
         self._headers = {
-            "Content-Type": "application/json",
+            "Content-Type": content_type,
             "User-Agent": f"log-collector-durable/{__version__}",
         }
         self._api_key = api_key
@@ -365,8 +379,9 @@ class HttpTransport:
             )
         except Exception as exc:  # any failure to get an answer means: keep the rows, retry
             self.reset()
-            return classify(None, exc, count=count)
-        return classify(Answer(response.status, response.headers, response.data), count=count)
+            return self._classify(None, exc, count=count)
+        answer = Answer(response.status, response.headers, response.data)
+        return self._classify(answer, count=count)
 
     def reset(self) -> None:
         """Drop pooled connections (after an error, a half-read answer must not be reused)."""

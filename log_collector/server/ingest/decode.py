@@ -181,14 +181,16 @@ class Body:
     max_values_per_record: int | None = None
 
 
-def decode_body(body: bytes, gzipped: bool, limits: Limits) -> Body:
-    """Parse a request body into its list of records (not yet validated)."""
-    if gzipped:
-        data: bytes | bytearray = gunzip(body, limits.max_decompressed_bytes)
-    else:
-        data = body
+def inflated(body: bytes, gzipped: bool, limits: Limits) -> bytes | bytearray:
+    """The body, gunzipped when ``gzipped``; IngestError(413) past the decompressed limit."""
+    data = gunzip(body, limits.max_decompressed_bytes) if gzipped else body
     if len(data) > limits.max_decompressed_bytes:
         raise IngestError(413, f"body is over the limit of {limits.max_decompressed_bytes} bytes")
+    return data
+
+
+def json_values(data: bytes | bytearray, limits: Limits) -> int:
+    """``count_values`` of a JSON body; IngestError(413) past ``max_values_per_request``."""
     values = count_values(data, limits.max_values_per_request)
     if values > limits.max_values_per_request:
         raise IngestError(
@@ -196,17 +198,14 @@ def decode_body(body: bytes, gzipped: bool, limits: Limits) -> Body:
             f"body holds more than {limits.max_values_per_request} JSON values (counted as "
             "its commas and opening brackets outside strings): split the batch",
         )
-    try:
-        document, finite = _loads(data)
-    except UnicodeDecodeError:
-        raise IngestError(400, "body is not UTF-8 JSON") from None
-    except ValueError as exc:
-        # JSONDecodeError, or an integer past sys.get_int_max_str_digits()
-        # (4,300 digits), which int() refuses to parse.
-        # https://docs.python.org/3/library/stdtypes.html#int-max-str-digits
-        raise IngestError(400, f"body is not valid JSON: {exc}") from None
-    except RecursionError:
-        raise IngestError(400, "body is not valid JSON: nested too deeply") from None
+    return values
+
+
+def decode_body(body: bytes, gzipped: bool, limits: Limits) -> Body:
+    """Parse a request body into its list of records (not yet validated)."""
+    data = inflated(body, gzipped, limits)
+    values = json_values(data, limits)
+    document, finite = decode_json(data)
     if type(document) is not dict or type(document.get("logs")) is not list:
         raise IngestError(400, 'body must be a JSON object {"logs": [record, ...]}')
     records = document["logs"]
@@ -217,6 +216,22 @@ def decode_body(body: bytes, gzipped: bool, limits: Limits) -> Body:
             f"{limits.max_records}: split the batch",
         )
     return Body(records, _suspect_text(data), finite, values, limits.max_values_per_record)
+
+
+def decode_json(data: bytes | bytearray) -> tuple[Any, bool]:
+    """The JSON document in ``data``, and whether orjson decoded it (every number finite and
+    within 64 bits); IngestError(400) when it is not JSON."""
+    try:
+        return _loads(data)
+    except UnicodeDecodeError:
+        raise IngestError(400, "body is not UTF-8 JSON") from None
+    except ValueError as exc:
+        # JSONDecodeError, or an integer past sys.get_int_max_str_digits()
+        # (4,300 digits), which int() refuses to parse.
+        # https://docs.python.org/3/library/stdtypes.html#int-max-str-digits
+        raise IngestError(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise IngestError(400, "body is not valid JSON: nested too deeply") from None
 
 
 def _suspect_text(data: bytes | bytearray) -> bool:

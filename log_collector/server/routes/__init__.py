@@ -1,10 +1,10 @@
-"""One router per API: ``ingest`` (POST /logs), ``health`` (/, /healthz, /readyz), ``stats``
-(/stats), ``sql`` (POST /api/sql), ``ask`` (POST /api/ask and /api/ask/stream), ``query``
-(GET /api/logs, histogram, facets, traces, services, endpoints), ``views`` (/api/views, the
-dashboard's saved views), ``tail`` (GET /api/tail, Server-Sent Events), ``alerts`` (GET
-/api/alerts, what the alert checker found), and the dashboard
-(``server.ui``: /ui/, its shell and static files), served with the read scope's routes because
-it shows what they answer.
+"""One router per API: ``ingest`` (POST /logs), ``otlp`` (POST /v1/logs, OTLP/HTTP),
+``health`` (/, /healthz, /readyz), ``stats`` (/stats), ``sql`` (POST /api/sql), ``ask``
+(POST /api/ask and /api/ask/stream), ``query`` (GET /api/logs, histogram, facets, traces,
+services, endpoints), ``views`` (/api/views, the dashboard's saved views), ``tail`` (GET
+/api/tail, Server-Sent Events), ``alerts`` (GET /api/alerts, what the alert checker found),
+and the dashboard (``server.ui``: /ui/, its shell and static files), served with the read
+scope's routes because it shows what they answer.
 ``app.create_app`` mounts those of its role (``routers_for``).
 
 Routes take the raw ``Request`` and answer with ``JSONResponse``: no request
@@ -19,11 +19,11 @@ from fastapi import APIRouter
 
 from .. import ui
 from ..auth import ROLES
-from . import alerts, ask, health, ingest, query, sql, stats, tail, views
+from . import alerts, ask, health, ingest, otlp, query, sql, stats, tail, views
 
 # Mounted by every role: the probes a load balancer or orchestrator asks.
 COMMON_ROUTERS = (health.router,)
-INGEST_ROUTERS = (ingest.router,)
+INGEST_ROUTERS = (ingest.router, otlp.router)
 # The read scope: /stats and everything under /api/, and the dashboard that reads them (its
 # shell holds no data and asks no key; the key guards /api/*).
 QUERY_ROUTERS = (

@@ -15,6 +15,9 @@ from ..store import StoreUnavailable
 
 # Seconds a client is asked to wait after a 503 before it tries again.
 RETRY_AFTER_S = 5
+# Seconds to wait after a 503 for the in-flight byte budget: other bodies
+# are being received and stored, which takes about a second at most.
+BUSY_RETRY_AFTER_S = 1
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> JSONResponse:

@@ -15,11 +15,7 @@ from ..ingest import IngestError, decode_body, normalise_all, parse_content_enco
 from ..ingest.receive import OverBudget, is_json, read_body
 from ..state import ServerState, state_of
 from ..store import StoreUnavailable
-from ._answers import error, refused_body, unauthorised, unavailable
-
-# Seconds to wait after a 503 for the in-flight byte budget: other bodies
-# are being received and stored, which takes about a second at most.
-BUSY_RETRY_AFTER_S = 1
+from ._answers import BUSY_RETRY_AFTER_S, error, refused_body, unauthorised, unavailable
 
 router = APIRouter()
 
