@@ -40,6 +40,7 @@ def create_app(
     tail: TailSettings | None = None,
     ask: AskSettings | None = None,
     alerts: AlertSettings | bool | None = None,
+    read_db_url: str | None = None,
 ) -> FastAPI:
     """The server for ``db_url`` (``sqlite:///path`` or ``postgresql://...``).
 
@@ -58,13 +59,15 @@ def create_app(
     from the environment (default: all from ``$LOG_COLLECTOR_ALERTS``, off unless set, and the
     other ``LOG_COLLECTOR_ALERT_*``); it runs in servers that write (roles ``all`` and
     ``ingest``), and GET /api/alerts lists what it found.
+    ``read_db_url``: a PostgreSQL streaming replica of ``db_url`` that the reads (/api/*,
+    /stats) go to; ingest and every write stay on ``db_url``.
 
     Example::
 
         uvicorn.run(create_app("sqlite:///./logs.db"), port=8000)
     """
     routers = routers_for(role)
-    store = open_store(db_url, timeout=store_timeout)
+    store = open_store(db_url, timeout=store_timeout, read_url=read_db_url)
     # /docs is FastAPI's Swagger UI page, whose script and style load from a CDN
     # (cdn.jsdelivr.net): offline or under a strict Content-Security-Policy the page stays
     # blank, while /openapi.json is served by this process and works anywhere.

@@ -55,7 +55,18 @@ _HELP = {"help_option_names": ["-h", "--help"]}
     show_default=True,
     help="Seconds a POST /api/sql statement may run (then 504).",
 )
-@click.option("--workers", default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    help="Worker processes sharing the store (PostgreSQL; SQLite keeps one).",
+)
+@click.option(
+    "--read-db",
+    "read_db_url",
+    envvar="LOG_COLLECTOR_READ_DB_URL",
+    help="A PostgreSQL replica of --db for the reads (/api/*, /stats); writes stay on --db.",
+)
 @click.option(
     "--log-level",
     default="info",
@@ -75,6 +86,7 @@ def serve(
     role: str,
     sql_timeout: float,
     workers: int,
+    read_db_url: str | None,
     log_level: str,
     access_log: bool,
 ) -> None:
@@ -87,7 +99,9 @@ def serve(
     \b
     Example:
       log-collector serve --db postgresql://logs@db/logs --host 0.0.0.0 --port 8000
-      log-collector serve --db postgresql://logs@db/logs --role query --port 8001
+      log-collector serve --db postgresql://logs@db/logs --workers 2
+      log-collector serve --db postgresql://logs@db/logs --role query --port 8001 \\
+          --read-db postgresql://logs@replica/logs
     """
     run = _run_module()
     try:
@@ -100,6 +114,7 @@ def serve(
             role=role,
             sql_timeout=sql_timeout,
             workers=workers,
+            read_db_url=read_db_url,
             log_level=log_level,
             access_log=access_log,
         )

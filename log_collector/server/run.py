@@ -81,6 +81,7 @@ def serve(
     role: str = "all",
     sql_timeout: float = 5.0,
     workers: int = 1,
+    read_db_url: str | None = None,
     log_level: str = "info",
     access_log: bool = True,
 ) -> None:
@@ -92,12 +93,22 @@ def serve(
     never writes (it may serve a read replica): it checks the migrations are
     applied and fails the same way when they are not.
     ``connections``: header timeout and connection cap (connections.py).
+    ``workers``: processes sharing the store, each with its own pools; on SQLite one, said
+    on stderr (one file, one writer). ``read_db_url``: a replica for the reads
+    (``create_app``).
     Example: ``serve("sqlite:///./logs.db", port=8000)``.
     """
     import uvicorn
 
+    if workers > 1 and db_url.startswith("sqlite:"):
+        print(
+            f"log-collector: SQLite has one writer, so the server runs 1 worker, not {workers}; "
+            "use PostgreSQL for several",
+            file=sys.stderr,
+        )
+        workers = 1
     if role == "query":
-        _check_migrated(db_url)
+        _check_migrated(read_db_url or db_url)
     else:
         migrate(db_url)
     connections = connections or ConnectionLimits()
@@ -116,6 +127,7 @@ def serve(
         "cors_origins": _as_list(cors_origins),
         "role": role,
         "sql_timeout": sql_timeout,
+        "read_db_url": read_db_url,
     }
     if workers == 1:
         app = create_app(db_url, limits=limits, **settings)

@@ -187,8 +187,12 @@ class PostgresStore:
         max_connections: int = 2,
         read_connections: int = READ_CONNECTIONS,
         read_wait: float = READ_WAIT_S,
+        read_url: str | None = None,
     ):
+        """``read_url``: where the read pool connects (a streaming replica of ``url``);
+        ``url`` by default. Ingest and every write (saved views, alerts) stay on ``url``."""
         self.url = url
+        self.read_url = read_url or url
         self._timeout = timeout
         # Each connection attempt gives up after connect_timeout; a request
         # waits at most `timeout` for a connection before it gets a 503.
@@ -207,7 +211,7 @@ class PostgresStore:
             name="log-collector",
         )
         self._read_pool = ConnectionPool(
-            url,
+            self.read_url,
             min_size=0,
             max_size=read_connections,
             kwargs={
