@@ -12,12 +12,25 @@ The whole pipeline (client -> server -> PostgreSQL) is measured by
 ``measure_pipeline``, which takes any callable that logs N records; the one
 used here is our ``AsyncLogClient`` when it is importable.
 
+The same records also go to ``POST /v1/logs`` as OpenTelemetry OTLP/HTTP
+(``make_otlp_bodies``: a gzip'd protobuf ``ExportLogsServiceRequest`` per
+batch, built before the clock starts), runs alternating with the JSON ones on
+a fresh database each; the figure is printed beside the JSON one and their
+ratio (``--skip-otlp`` leaves it out).
+
+``--compare-workers`` measures PostgreSQL ingest with 2 server worker
+processes against 1, runs alternating, and prints the ratio (for JSON beside
+its budget, >= 1.3x on a 2-core machine) with the CPU each part kept busy, in
+cores: the machine, each server process, PostgreSQL, the load generator.
+
 Each store is also measured alone (``measure_store_alone``: the same batches,
 decoded before the clock starts, handed to ``Store.insert`` from as many
 threads in this process), so the figure above can be read against the
 ceiling of the store itself in the same run.
 
     .venv/bin/python scripts/bench_server.py                # both stores
+    .venv/bin/python scripts/bench_server.py --store all --repeat 2 --skip-pipeline \
+        --compare-workers
     .venv/bin/python scripts/bench_server.py --store sqlite --batches 300
     LOG_COLLECTOR_BENCH_PG_URL=postgresql://postgres@127.0.0.1:5432/postgres ...
 """
@@ -40,13 +53,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import requests
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.logs.v1 import logs_pb2
 
 PG_ADMIN_URL = os.environ.get(
     "LOG_COLLECTOR_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -54,6 +70,7 @@ PG_ADMIN_URL = os.environ.get(
 BATCH_SIZE = 1000
 BUDGET_RECORDS_PER_S = 50_000
 PIPELINE_BUDGET_RECORDS_PER_S = 20_000
+BUDGET_TWO_WORKERS_RATIO = 1.3
 
 
 def uuid7() -> str:
@@ -97,6 +114,93 @@ def make_bodies(batches: int) -> list[bytes]:
     return bodies
 
 
+_SEVERITY = {"TRACE": 1, "DEBUG": 5, "INFO": 9, "WARN": 13, "ERROR": 17, "FATAL": 21}
+# make_record's fields under the names of the semantic conventions, as the server's
+# ingest/otlp.py reads them (https://opentelemetry.io/docs/specs/semconv/).
+_OTLP_RESOURCE = {
+    "service": "service.name",
+    "service_version": "service.version",
+    "environment": "deployment.environment.name",
+}
+_OTLP_ATTRIBUTES = {
+    "event_id": "log.record.uid",
+    "function_name": "code.function.name",
+    "file_path": "code.file.path",
+    "line_no": "code.line.number",
+    "user_id": "user.id",
+    "error_type": "exception.type",
+}
+_OTLP_OWN = {"level", "message", "created_at", "trace_id", *_OTLP_RESOURCE}
+
+
+def set_any_value(out: common_pb2.AnyValue, value: Any) -> None:
+    """``value`` (a str, int, float, or a dict of them) as an OTLP AnyValue."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            set_any_value(out.kvlist_value.values.add(key=key).value, item)
+    elif isinstance(value, str):
+        out.string_value = value
+    elif isinstance(value, int):
+        out.int_value = value
+    else:
+        out.double_value = value
+
+
+def make_otlp_body(first: int) -> bytes:
+    """A gzip'd ``ExportLogsServiceRequest`` of the BATCH_SIZE records ``make_record``
+    makes from ``first`` on, every field mapped to OTLP, one ``ResourceLogs`` per service."""
+    request = logs_service_pb2.ExportLogsServiceRequest()
+    scopes: dict[str, logs_pb2.ScopeLogs] = {}
+    for i in range(first, first + BATCH_SIZE):
+        record = make_record(i)
+        scope = scopes.get(record["service"])
+        if scope is None:
+            resource = request.resource_logs.add()
+            for name, key in _OTLP_RESOURCE.items():
+                set_any_value(resource.resource.attributes.add(key=key).value, record[name])
+            scope = scopes[record["service"]] = resource.scope_logs.add()
+        out = scope.log_records.add(
+            time_unix_nano=int(record["created_at"] * 1e9),
+            severity_number=_SEVERITY[record["level"]],
+            severity_text=record["level"],
+            trace_id=bytes.fromhex(record["trace_id"]),
+        )
+        out.body.string_value = record["message"]
+        for name, value in record.items():
+            if name not in _OTLP_OWN:
+                key = _OTLP_ATTRIBUTES.get(name, name)
+                set_any_value(out.attributes.add(key=key).value, value)
+    return gzip.compress(request.SerializeToString(), compresslevel=6)
+
+
+def make_otlp_bodies(batches: int) -> list[bytes]:
+    """``batches`` OTLP bodies of BATCH_SIZE records, every event_id distinct."""
+    return [make_otlp_body(b * BATCH_SIZE) for b in range(batches)]
+
+
+@dataclass(frozen=True)
+class Wire:
+    """Where the load generator posts a body, as what, and how it reads a stored batch."""
+
+    name: str
+    path: str
+    content_type: str
+    all_accepted: Callable[[requests.Response], bool]
+
+
+def _json_all_accepted(response: requests.Response) -> bool:
+    return response.json()["accepted"] == BATCH_SIZE
+
+
+def _otlp_all_accepted(response: requests.Response) -> bool:
+    answer = logs_service_pb2.ExportLogsServiceResponse.FromString(response.content)
+    return answer.partial_success.rejected_log_records == 0
+
+
+JSON_WIRE = Wire("JSON /logs", "/logs", "application/json", _json_all_accepted)
+OTLP_WIRE = Wire("OTLP /v1/logs", "/v1/logs", "application/x-protobuf", _otlp_all_accepted)
+
+
 def drain(
     items: list[Any], threads: int, make_handler: Callable[[], Callable[[Any], None]]
 ) -> float:
@@ -122,17 +226,19 @@ def drain(
     return time.perf_counter() - started
 
 
-def post_all(base_url: str, bodies: list[bytes], threads: int) -> float:
-    """POST every body once from ``threads`` sessions; return the seconds it took."""
+def post_all(base_url: str, bodies: list[bytes], threads: int, wire: Wire = JSON_WIRE) -> float:
+    """POST every body once to ``wire``'s path from ``threads`` sessions; return the
+    seconds it took."""
     failures: list[str] = []
-    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    headers = {"Content-Type": wire.content_type, "Content-Encoding": "gzip"}
+    url = f"{base_url}{wire.path}"
 
     def poster() -> Callable[[bytes], None]:
         session = requests.Session()
 
         def post(body: bytes) -> None:
-            response = session.post(f"{base_url}/logs", data=body, headers=headers)
-            if response.status_code != 200 or response.json()["accepted"] != BATCH_SIZE:
+            response = session.post(url, data=body, headers=headers)
+            if response.status_code != 200 or not wire.all_accepted(response):
                 failures.append(f"{response.status_code} {response.text[:200]}")
 
         return post
@@ -171,12 +277,13 @@ def _busy_seconds() -> float:
 class CpuMeter:
     """CPU seconds used while it runs by the server (with its workers), PostgreSQL
     (every postgres process, including other users' on a shared machine), this
-    load generator, and the machine as a whole."""
+    load generator, and the machine as a whole (``used``); and by each server
+    process, busiest first (``server_processes``)."""
 
     def __init__(self, server_pid: int):
         self._server_pid = server_pid
 
-    def _sample(self) -> dict[str, float]:
+    def _sample(self) -> tuple[dict[str, float], dict[int, float]]:
         table = _process_table()
 
         def in_server(pid: int) -> bool:
@@ -186,21 +293,28 @@ class CpuMeter:
                 pid = table[pid][0]
             return False
 
-        return {
-            "server": sum(cpu for pid, (_, _, cpu) in table.items() if in_server(pid)),
+        server = {pid: cpu for pid, (_, _, cpu) in table.items() if in_server(pid)}
+        totals = {
+            "server": sum(server.values()),
             "postgres": sum(cpu for _, name, cpu in table.values() if name == "postgres"),
             "load generator": time.process_time(),
             "machine": _busy_seconds(),
         }
+        return totals, server
 
     def __enter__(self) -> CpuMeter:
-        self._start = self._sample()
+        self._start, self._start_server = self._sample()
         self.used: dict[str, float] = {}
+        self.server_processes: list[float] = []
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        end = self._sample()
+        end, end_server = self._sample()
         self.used = {key: end[key] - self._start[key] for key in end}
+        self.server_processes = sorted(
+            (cpu - self._start_server.get(pid, 0.0) for pid, cpu in end_server.items()),
+            reverse=True,
+        )
 
 
 def _free_port() -> int:
@@ -276,24 +390,64 @@ class Run:
     records_per_s: float
     cpu_ms_per_1000: dict[str, float]
     table_rows: int
+    server_processes_ms_per_1000: list[float] = field(default_factory=list)
+
+    def cores(self, ms_per_1000: float) -> float:
+        """CPU cores that ``ms_per_1000`` kept busy on average over the run."""
+        return ms_per_1000 * self.records_per_s / 1e6
 
 
 def measure_ingest(
-    store: str, bodies: list[bytes], warmup: list[bytes], threads: int, workers: int
+    store: str,
+    bodies: list[bytes],
+    warmup: list[bytes],
+    threads: int,
+    workers: int,
+    wire: Wire = JSON_WIRE,
 ) -> Run:
-    """Records/s of one server on a fresh database, posting ``warmup`` then ``bodies``."""
+    """Records/s of one server on a fresh database, posting ``warmup`` then ``bodies``
+    as ``wire``."""
     database = postgres_database() if store == "postgres" else sqlite_database()
     with database as db_url, server_process(db_url, workers) as (base_url, pid):
-        post_all(base_url, warmup, threads)
+        post_all(base_url, warmup, threads, wire)
         with CpuMeter(pid) as meter:
-            elapsed = post_all(base_url, bodies, threads)
+            elapsed = post_all(base_url, bodies, threads, wire)
         expected = (len(warmup) + len(bodies)) * BATCH_SIZE
         stored = stored_count(base_url)
         if stored != expected:
-            raise RuntimeError(f"{store}: stored {stored} records, expected {expected}")
+            raise RuntimeError(
+                f"{store} ({wire.name}): stored {stored} records, expected {expected}"
+            )
     records = len(bodies) * BATCH_SIZE
     per_1000 = {key: used * 1e6 / records for key, used in meter.used.items()}
-    return Run(records / elapsed, per_1000, stored)
+    processes = [used * 1e6 / records for used in meter.server_processes]
+    return Run(records / elapsed, per_1000, stored, processes)
+
+
+@dataclass(frozen=True)
+class Load:
+    """One kind of body to post: its wire, the warm-up bodies and the measured ones."""
+
+    wire: Wire
+    warmup: list[bytes]
+    bodies: list[bytes]
+
+
+def measure_alternating(
+    store: str, loads: list[Load], workers: list[int], threads: int, repeat: int
+) -> dict[tuple[str, int], list[Run]]:
+    """``repeat`` rounds of one run of every load with every number of server
+    workers, so that drift on a shared machine falls on every figure alike;
+    the runs by (wire name, workers)."""
+    runs: dict[tuple[str, int], list[Run]] = {
+        (load.wire.name, count): [] for load in loads for count in workers
+    }
+    for _ in range(repeat):
+        for load in loads:
+            for count in workers:
+                run = measure_ingest(store, load.bodies, load.warmup, threads, count, load.wire)
+                runs[load.wire.name, count].append(run)
+    return runs
 
 
 def measure_store_alone(store: str, bodies: list[bytes], warmup: list[bytes], threads: int) -> Run:
@@ -379,16 +533,85 @@ def client_available() -> bool:
     return True
 
 
-def _report(label: str, runs: list[Run], budget: float) -> bool:
+def _best(runs: list[Run]) -> Run:
+    return max(runs, key=lambda run: run.records_per_s)
+
+
+def _report(label: str, runs: list[Run], budget: float | None) -> bool:
     """Print the best of ``runs`` (the machine is shared: slower runs met other
-    load), the spread, and where the CPU went in the best run."""
-    best = max(runs, key=lambda run: run.records_per_s)
+    load), the spread, and where the CPU went in the best run; whether the best
+    meets ``budget`` (None: no budget)."""
+    best = _best(runs)
     rates = ", ".join(f"{run.records_per_s:,.0f}" for run in runs)
-    verdict = "ok" if best.records_per_s >= budget else "UNDER BUDGET"
-    print(f"{label}: {best.records_per_s:10,.0f} records/s  ({verdict}; runs: {rates})")
+    ok = budget is None or best.records_per_s >= budget
+    verdict = "" if budget is None else "ok; " if ok else "UNDER BUDGET; "
+    print(f"{label}: {best.records_per_s:10,.0f} records/s  ({verdict}runs: {rates})")
     cpu = ", ".join(f"{key} {ms:.1f}" for key, ms in best.cpu_ms_per_1000.items())
     print(f"    CPU ms per 1,000 records: {cpu}; table holds {best.table_rows:,} rows")
-    return best.records_per_s >= budget
+    return ok
+
+
+def _report_ratio(
+    label: str, runs: list[Run], against: list[Run], budget: float | None = None
+) -> bool:
+    """Print the best of ``runs`` over the best of ``against`` and the ratio of each
+    pair of runs made one after the other; whether the best ratio meets ``budget``."""
+    ratio = _best(runs).records_per_s / _best(against).records_per_s
+    pairs = ", ".join(
+        f"{run.records_per_s / other.records_per_s:.2f}"
+        for run, other in zip(runs, against, strict=True)
+    )
+    ok = budget is None or ratio >= budget
+    verdict = "" if budget is None else f"; budget >= {budget}x: {'ok' if ok else 'UNDER BUDGET'}"
+    print(f"    {label}: {ratio:.2f}x best against best (each pair: {pairs}){verdict}")
+    return ok
+
+
+def _report_cores(label: str, run: Run) -> None:
+    """Print the CPU cores each part kept busy over ``run``, each server process apart."""
+    cores = os.cpu_count() or 1
+    used = {key: run.cores(ms) for key, ms in run.cpu_ms_per_1000.items()}
+    processes = ", ".join(f"{run.cores(ms):.2f}" for ms in run.server_processes_ms_per_1000)
+    print(
+        f"    {label}: machine {used['machine']:.2f} of {cores} cores busy; "
+        f"server {used['server']:.2f} (each process: {processes}), "
+        f"postgres {used['postgres']:.2f}, load generator {used['load generator']:.2f}"
+    )
+
+
+def report_ingest(
+    store: str, runs: dict[tuple[str, int], list[Run]], loads: list[Load], workers: list[int]
+) -> bool:
+    """Print each load's figure beside the JSON one, and 2 workers beside 1 with the
+    CPU of each part; whether the budgets (JSON only) are met."""
+    json_name = JSON_WIRE.name
+    ok = _report(f"ingest into {store:8}", runs[json_name, workers[0]], BUDGET_RECORDS_PER_S)
+    for load in loads:
+        if load.wire is not JSON_WIRE:
+            name = load.wire.name
+            _report(f"  {store}, {name}", runs[name, workers[0]], None)
+            _report_ratio(
+                f"{name} against {json_name}", runs[name, workers[0]], runs[json_name, workers[0]]
+            )
+    if 2 not in workers:
+        return ok
+    for load in loads:
+        one, two = runs[load.wire.name, 1], runs[load.wire.name, 2]
+        budgeted = load.wire is JSON_WIRE
+        _report(
+            f"  {store}, {load.wire.name}, 2 server workers",
+            two,
+            BUDGET_RECORDS_PER_S if budgeted else None,
+        )
+        ok &= _report_ratio(
+            f"2 workers against 1 (on this {os.cpu_count()}-core machine)",
+            two,
+            one,
+            BUDGET_TWO_WORKERS_RATIO if budgeted else None,
+        )
+        _report_cores("1 worker, best run", _best(one))
+        _report_cores("2 workers, best run", _best(two))
+    return ok
 
 
 def main() -> int:
@@ -409,12 +632,25 @@ def main() -> int:
     )
     parser.add_argument("--skip-pipeline", action="store_true")
     parser.add_argument(
+        "--skip-otlp",
+        dest="otlp",
+        action="store_false",
+        help="skip the figure of the same batches as OTLP protobuf to /v1/logs",
+    )
+    parser.add_argument(
+        "--compare-workers",
+        action="store_true",
+        help="measure PostgreSQL ingest with 2 server workers against 1 (needs --workers 1)",
+    )
+    parser.add_argument(
         "--no-store-alone",
         dest="store_alone",
         action="store_false",
         help="skip the figure of each store alone, in this process, without HTTP",
     )
     args = parser.parse_args()
+    if args.compare_workers and args.workers != 1:
+        parser.error("--compare-workers measures 2 workers against 1: leave --workers at 1")
 
     stores = ["postgres", "sqlite"] if args.store == "all" else [args.store]
     print(
@@ -424,14 +660,20 @@ def main() -> int:
     )
     warmup = make_bodies(10)
     bodies = make_bodies(args.batches)
-    print(f"mean gzip'd body: {sum(map(len, bodies)) // len(bodies)} bytes")
+    loads = [Load(JSON_WIRE, warmup, bodies)]
+    if args.otlp:
+        loads.append(Load(OTLP_WIRE, make_otlp_bodies(10), make_otlp_bodies(args.batches)))
+    sizes = ", ".join(
+        f"{sum(map(len, load.bodies)) // len(load.bodies)} bytes ({load.wire.name})"
+        for load in loads
+    )
+    print(f"mean gzip'd body: {sizes}")
     ok = True
     for store in stores:
-        runs = [
-            measure_ingest(store, bodies, warmup, args.threads, args.workers)
-            for _ in range(args.repeat)
-        ]
-        ok &= _report(f"ingest into {store:8}", runs, BUDGET_RECORDS_PER_S)
+        compare = args.compare_workers and store == "postgres"
+        workers = [1, 2] if compare else [args.workers]
+        runs = measure_alternating(store, loads, workers, args.threads, args.repeat)
+        ok &= report_ingest(store, runs, loads, workers)
         if args.store_alone:
             alone = [
                 measure_store_alone(store, bodies, warmup, args.threads) for _ in range(args.repeat)

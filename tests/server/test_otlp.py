@@ -311,3 +311,20 @@ def test_more_records_than_the_limit_is_413(server_url, db_url):
     assert 413 == answer.status_code
     assert "split the batch" in status_pb2.Status.FromString(answer.content).message
     assert [] == stored_rows(db_url)
+
+
+def test_text_no_store_can_hold_is_replaced_and_duration_lands_in_its_column(server_url, db_url):
+    nul = record("before\x00after")
+    nul.attributes.add(key="note").value.string_value = "x\x00y"
+    timed = record("timed", nanos=T0 + 1)
+    timed.attributes.add(key="duration_ms").value.double_value = 12.5
+    timed.attributes.add(key="action_type").value.string_value = "click"
+
+    answer = requests.post(
+        f"{server_url}/v1/logs", data=request_of(nul, timed), headers=PROTOBUF, timeout=10
+    )
+
+    assert 200 == answer.status_code
+    first, second = stored_rows(db_url)
+    assert ("before\ufffdafter", "x\ufffdy") == (first["message"], first["metadata"]["note"])
+    assert (12.5, "click") == (second["duration_ms"], second["action_type"])
