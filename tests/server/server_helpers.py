@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+import requests
 import uvicorn
 from psycopg.rows import dict_row
 
@@ -143,3 +144,16 @@ def running_server(app: Any, **config: Any) -> Iterator[str]:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+def wait_healthy(url: str, timeout: float = 30.0) -> None:
+    """Wait until a server started in another process answers ``/healthz``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not come up within {timeout:g} s")

@@ -8,12 +8,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
-import time
 
 import psycopg
 import pytest
 import requests
-from server_helpers import stored_messages
+from server_helpers import stored_messages, wait_healthy
 
 from log_collector.server import create_app, open_store
 
@@ -71,13 +70,7 @@ def test_several_workers_on_sqlite_run_one_and_say_so(tmp_path):
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                time.sleep(0.1)
+        wait_healthy(url)
         post(url, "one writer")
     finally:
         server.terminate()
