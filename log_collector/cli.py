@@ -22,7 +22,7 @@ import click
 from ._version import __version__
 from .client.settings import ConfigError, default_spool_dir
 from .client.spool import NotAdoptable, SpoolError, inspect, spool_files
-from .server.command import migrate, serve
+from .server.command import migrate, retention, serve
 from .server.store import StoreUnavailable
 
 EXIT_FAILURE = 1
@@ -263,6 +263,7 @@ def _report_skipped(skipped: list[tuple[str, str]], *, usable: int) -> bool:
 # the same ``serve`` without importing the client; loading them costs no extra.
 main.add_command(serve)
 main.add_command(migrate)
+main.add_command(retention)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,9 @@ batch, built before the clock starts), runs alternating with the JSON ones on
 a fresh database each; the figure is printed beside the JSON one and their
 ratio (``--skip-otlp`` leaves it out).
 
+``--compare-partitioned`` measures JSON ingest into PostgreSQL's table partitioned by day
+against the unpartitioned table of migration 0006 (budget: >= 0.9x), runs alternating.
+
 ``--compare-workers`` measures PostgreSQL ingest with 2 server worker
 processes against 1, runs alternating, and prints the ratio (for JSON beside
 its budget, >= 1.3x on a 2-core machine) with the CPU each part kept busy, in
@@ -31,6 +34,8 @@ ceiling of the store itself in the same run.
     .venv/bin/python scripts/bench_server.py                # both stores
     .venv/bin/python scripts/bench_server.py --store all --repeat 2 --skip-pipeline \
         --compare-workers
+    .venv/bin/python scripts/bench_server.py --store postgres --skip-pipeline --skip-otlp \
+        --no-store-alone --compare-partitioned
     .venv/bin/python scripts/bench_server.py --store sqlite --batches 300
     LOG_COLLECTOR_BENCH_PG_URL=postgresql://postgres@127.0.0.1:5432/postgres ...
 """
@@ -38,6 +43,7 @@ ceiling of the store itself in the same run.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import gzip
 import json
@@ -71,6 +77,9 @@ BATCH_SIZE = 1000
 BUDGET_RECORDS_PER_S = 50_000
 PIPELINE_BUDGET_RECORDS_PER_S = 20_000
 BUDGET_TWO_WORKERS_RATIO = 1.3
+# Partitioned PostgreSQL ingest against the table before partitioning (issue 22).
+BUDGET_PARTITIONED_RATIO = 0.9
+PARTITIONING_MIGRATION = "0007_partitioned_logs"
 
 
 def uuid7() -> str:
@@ -397,6 +406,25 @@ class Run:
         return ms_per_1000 * self.records_per_s / 1e6
 
 
+def unpartitioned(db_url: str) -> None:
+    """The PostgreSQL schema before ``logs`` was partitioned: migrations up to 0006, with
+    0007 recorded as applied so the server leaves the table as it is (its maintenance does
+    nothing on a table that is not partitioned)."""
+    from log_collector.common.migrations import sql_files
+    from log_collector.server.store.postgres_migrations import BOOKKEEPING_TABLE
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            f"CREATE TABLE {BOOKKEEPING_TABLE} ("
+            "name TEXT PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())"
+        )
+        for name, sql in sql_files("postgres"):
+            with conn.transaction():
+                if name < PARTITIONING_MIGRATION:
+                    conn.execute(sql)
+                conn.execute(f"INSERT INTO {BOOKKEEPING_TABLE} (name) VALUES (%s)", (name,))
+
+
 def measure_ingest(
     store: str,
     bodies: list[bytes],
@@ -404,11 +432,16 @@ def measure_ingest(
     threads: int,
     workers: int,
     wire: Wire = JSON_WIRE,
+    prepare: Callable[[str], None] | None = None,
 ) -> Run:
     """Records/s of one server on a fresh database, posting ``warmup`` then ``bodies``
-    as ``wire``."""
+    as ``wire``; ``prepare(db_url)`` runs on the database before the server starts."""
     database = postgres_database() if store == "postgres" else sqlite_database()
-    with database as db_url, server_process(db_url, workers) as (base_url, pid):
+    with contextlib.ExitStack() as stack:
+        db_url = stack.enter_context(database)
+        if prepare is not None:
+            prepare(db_url)
+        base_url, pid = stack.enter_context(server_process(db_url, workers))
         post_all(base_url, warmup, threads, wire)
         with CpuMeter(pid) as meter:
             elapsed = post_all(base_url, bodies, threads, wire)
@@ -614,6 +647,26 @@ def report_ingest(
     return ok
 
 
+def compare_partitioned(load: Load, threads: int, workers: int, repeat: int) -> bool:
+    """JSON ingest into the partitioned table (today's partition, as in production) against
+    the unpartitioned table of migration 0006, alternating runs on fresh databases; whether
+    the ratio meets its budget."""
+    partitioned: list[Run] = []
+    flat: list[Run] = []
+    for _ in range(repeat):
+        partitioned.append(measure_ingest("postgres", load.bodies, load.warmup, threads, workers))
+        flat.append(
+            measure_ingest(
+                "postgres", load.bodies, load.warmup, threads, workers, prepare=unpartitioned
+            )
+        )
+    _report("  postgres, unpartitioned table (0006)", flat, None)
+    _report("  postgres, partitioned by day (0007)", partitioned, None)
+    return _report_ratio(
+        "partitioned against unpartitioned", partitioned, flat, BUDGET_PARTITIONED_RATIO
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", choices=["sqlite", "postgres", "all"], default="all")
@@ -641,6 +694,11 @@ def main() -> int:
         "--compare-workers",
         action="store_true",
         help="measure PostgreSQL ingest with 2 server workers against 1 (needs --workers 1)",
+    )
+    parser.add_argument(
+        "--compare-partitioned",
+        action="store_true",
+        help="measure PostgreSQL ingest into the partitioned table against the unpartitioned one",
     )
     parser.add_argument(
         "--no-store-alone",
@@ -674,6 +732,8 @@ def main() -> int:
         workers = [1, 2] if compare else [args.workers]
         runs = measure_alternating(store, loads, workers, args.threads, args.repeat)
         ok &= report_ingest(store, runs, loads, workers)
+        if args.compare_partitioned and store == "postgres":
+            ok &= compare_partitioned(loads[0], args.threads, args.workers, args.repeat)
         if args.store_alone:
             alone = [
                 measure_store_alone(store, bodies, warmup, args.threads) for _ in range(args.repeat)

@@ -8,6 +8,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Iterable
+from datetime import timedelta
 
 from fastapi import FastAPI
 from starlette.concurrency import run_in_threadpool
@@ -17,6 +18,7 @@ from . import auth
 from .alerts import AlertChecker, AlertSettings
 from .ask.settings import AskSettings
 from .limits import Limits
+from .maintenance import Maintainer, retention_setting
 from .query.tail import TailSettings
 from .routes import routers_for
 from .state import ServerState
@@ -41,6 +43,7 @@ def create_app(
     ask: AskSettings | None = None,
     alerts: AlertSettings | bool | None = None,
     read_db_url: str | None = None,
+    retention: str | timedelta | None = None,
 ) -> FastAPI:
     """The server for ``db_url`` (``sqlite:///path`` or ``postgresql://...``).
 
@@ -61,12 +64,16 @@ def create_app(
     ``ingest``), and GET /api/alerts lists what it found.
     ``read_db_url``: a PostgreSQL streaming replica of ``db_url`` that the reads (/api/*,
     /stats) go to; ingest and every write stay on ``db_url``.
+    ``retention``: how long rows are kept (``30d``; default ``$LOG_COLLECTOR_RETENTION``, else
+    forever). A server that writes runs the store's maintenance at start and hourly
+    (``maintenance.Maintainer``): PostgreSQL's day partitions ahead, and the retention.
 
     Example::
 
         uvicorn.run(create_app("sqlite:///./logs.db"), port=8000)
     """
     routers = routers_for(role)
+    keep = retention_setting(retention)
     store = open_store(db_url, timeout=store_timeout, read_url=read_db_url)
     # /docs is FastAPI's Swagger UI page, whose script and style load from a CDN
     # (cdn.jsdelivr.net): offline or under a strict Content-Security-Policy the page stays
@@ -111,6 +118,11 @@ def create_app(
         if alert_settings.enabled and role != "query"
         else None
     )
+    app.state.maintainer = (
+        Maintainer(store, keep, ready=app.state.server.migrated.ensure)
+        if role != "query" and (store.partitioned or keep is not None)
+        else None
+    )
     return app
 
 
@@ -125,9 +137,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     checker: AlertChecker | None = app.state.alert_checker
     if checker is not None:
         checker.start()
+    maintainer: Maintainer | None = app.state.maintainer
+    if maintainer is not None:
+        maintainer.start()
     yield
     if checker is not None:
         await run_in_threadpool(checker.stop)
+    if maintainer is not None:
+        await run_in_threadpool(maintainer.stop)
     await run_in_threadpool(state.store.close)
 
 

@@ -68,6 +68,11 @@ _HELP = {"help_option_names": ["-h", "--help"]}
     help="A PostgreSQL replica of --db for the reads (/api/*, /stats); writes stay on --db.",
 )
 @click.option(
+    "--retention",
+    envvar="LOG_COLLECTOR_RETENTION",
+    help="Keep rows this long (30d, 4w); older days are dropped hourly. Default: forever.",
+)
+@click.option(
     "--log-level",
     default="info",
     show_default=True,
@@ -87,6 +92,7 @@ def serve(
     sql_timeout: float,
     workers: int,
     read_db_url: str | None,
+    retention: str | None,
     log_level: str,
     access_log: bool,
 ) -> None:
@@ -115,6 +121,7 @@ def serve(
             sql_timeout=sql_timeout,
             workers=workers,
             read_db_url=read_db_url,
+            retention=retention,
             log_level=log_level,
             access_log=access_log,
         )
@@ -135,6 +142,27 @@ def migrate(db_url: str) -> None:
     """
     applied = _run_module().migrate(db_url)
     click.echo("applied: " + ", ".join(applied) if applied else "up to date")
+
+
+@click.command(context_settings=_HELP)
+@click.option(
+    "--db", "db_url", required=True, help="Store URL (sqlite:///path or postgresql://...)."
+)
+@click.option("--keep", required=True, help="How long rows are kept: 30d, 4w, 36h (>= 1d).")
+def retention(db_url: str, keep: str) -> None:
+    """Remove the rows older than --keep, now: on PostgreSQL whole day partitions are
+    dropped (days that end before the day holding now - keep), on SQLite the rows are
+    deleted. A server started with --retention does the same every hour.
+
+    \b
+    Example:
+      log-collector retention --db postgresql://postgres@127.0.0.1/logs --keep 30d
+    """
+    try:
+        done = _run_module().retain(db_url, keep)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(done.summary())
 
 
 def _run_module() -> Any:

@@ -20,10 +20,12 @@ from .connections import (
     rate_limit_server_logs,
 )
 from .limits import Limits
+from .maintenance import retention_setting
 from .state import not_migrated
 from .store import DEFAULT_DB_URL, StoreUnavailable, open_store
+from .store.base import Maintenance, parse_keep
 
-__all__ = ["DEFAULT_DB_URL", "app_from_environment", "migrate", "serve"]
+__all__ = ["DEFAULT_DB_URL", "app_from_environment", "migrate", "retain", "serve"]
 
 # How serve() hands its settings to worker processes, which build their own app.
 _WORKER_CONFIG_ENV = "LOG_COLLECTOR_SERVE_CONFIG"
@@ -58,6 +60,19 @@ def migrate(db_url: str) -> list[str]:
         store.close()
 
 
+def retain(db_url: str, keep: str) -> Maintenance:
+    """Drop (PostgreSQL: whole day partitions) or delete (SQLite) the rows older than the day
+    that holds now - ``keep`` (``30d``), after applying pending migrations; see
+    ``Store.maintain``. Example: ``retain("postgresql://postgres@127.0.0.1/logs", "30d")``."""
+    span = parse_keep(keep)
+    store = open_store(db_url)
+    try:
+        store.migrate()
+        return store.maintain(span)
+    finally:
+        store.close()
+
+
 def _check_migrated(db_url: str) -> None:
     store = open_store(db_url)
     try:
@@ -82,6 +97,7 @@ def serve(
     sql_timeout: float = 5.0,
     workers: int = 1,
     read_db_url: str | None = None,
+    retention: str | None = None,
     log_level: str = "info",
     access_log: bool = True,
 ) -> None:
@@ -94,12 +110,13 @@ def serve(
     applied and fails the same way when they are not.
     ``connections``: header timeout and connection cap (connections.py).
     ``workers``: processes sharing the store, each with its own pools; on SQLite one, said
-    on stderr (one file, one writer). ``read_db_url``: a replica for the reads
-    (``create_app``).
+    on stderr (one file, one writer). ``read_db_url``: a replica for the reads, ``retention``:
+    how long rows are kept (``create_app``).
     Example: ``serve("sqlite:///./logs.db", port=8000)``.
     """
     import uvicorn
 
+    retention_setting(retention)  # a bad span fails here, once, not in each worker
     if workers > 1 and db_url.startswith("sqlite:"):
         print(
             f"log-collector: SQLite has one writer, so the server runs 1 worker, not {workers}; "
@@ -128,6 +145,7 @@ def serve(
         "role": role,
         "sql_timeout": sql_timeout,
         "read_db_url": read_db_url,
+        "retention": retention,
     }
     if workers == 1:
         app = create_app(db_url, limits=limits, **settings)

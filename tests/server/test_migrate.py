@@ -22,6 +22,7 @@ STEPS = [
     "0004_saved_views",
     "0005_log_counts_by_service",
     "0006_alerts",
+    "0007_partitioned_logs",
 ]
 
 

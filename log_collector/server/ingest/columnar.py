@@ -57,6 +57,9 @@ def fast_rows(
         # map over the unbound dict.get loops in C: no Python frame per record.
         values = list(map(dict.get, dicts, repeat(name)))
         slow.update(_unusual(name, values))
+        if name == "created_at" and None in values:
+            # coerce gives a record without a time the time of its event_id.
+            slow.update(i for i, v in enumerate(values) if v is None)
         default = received_at if name == "created_at" else DEFAULTS.get(name)
         if default is not None and None in values:
             values = [default if v is None else v for v in values]

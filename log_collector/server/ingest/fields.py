@@ -157,6 +157,19 @@ def _duration(value: Any) -> float:
     raise Unfit(f"duration_ms: expected a finite number, got {json_type(value)}")
 
 
+def stand_in_time(event_id: str | None, received_at: float) -> float:
+    """The created_at of a record that has none it can use: the time of its event_id when that
+    is a UUID v7 (its first 48 bits are Unix milliseconds, RFC 9562 section 5.7), else
+    ``received_at``. A retried record then gets the created_at it had the first time, and the
+    PostgreSQL store's unique key (event_id, created_at) still finds the repeat; a record with
+    neither gets a new time on each retry."""
+    if event_id is not None and event_id[14] == "7":
+        seconds = int(event_id[:8] + event_id[9:13], 16) / 1000
+        if MIN_SECONDS <= seconds < MAX_SECONDS:
+            return seconds
+    return received_at
+
+
 def _event_id(value: Any) -> str:
     if type(value) is str:
         try:

@@ -19,7 +19,9 @@ The choices where a value has more than one safe form:
   in the column, and the whole string under ``_invalid``;
 - a missing, null or non-text ``message`` is stored as "" (the column is
   NOT NULL); a non-text one is kept under ``_invalid``;
-- ``created_at`` outside 1970-01-01 to 2200-01-01 becomes ``received_at``;
+- a missing ``created_at``, or one outside 1970-01-01 to 2200-01-01, becomes the
+  time of the record's event_id when that is a UUID v7, else ``received_at``
+  (``fields.stand_in_time``);
   the milliseconds rule (a number past 1e11 is milliseconds, as JavaScript's
   ``Date.now()`` sends) applies to numbers and numeric strings, never to an
   ISO 8601 time;
@@ -42,7 +44,7 @@ from typing import Any
 
 from ..store.base import Row
 from .encode import clean, encode_metadata, finite
-from .fields import DEFAULTS, FIELDS, MISSING_MESSAGE, Unfit, json_type
+from .fields import DEFAULTS, FIELDS, MISSING_MESSAGE, Unfit, json_type, stand_in_time
 
 INVALID_KEY = "_invalid"
 
@@ -56,7 +58,8 @@ def coerce(record: Any, received_at: float, check_text: bool = False) -> tuple[R
     each field that did not fit (empty when none); Rejected when nothing of it
     can be stored.
 
-    ``received_at`` also stands in for a missing or unusable ``created_at``.
+    ``received_at`` also stands in for a missing or unusable ``created_at`` of a record
+    whose event_id holds no time.
     ``check_text`` walks every string for NUL and unpaired surrogates, which
     no store can hold (``ingest`` asks for it when the body may contain one).
     """
@@ -122,8 +125,11 @@ def _row(
     values: dict[str, Any], message: str, metadata_json: str | None, received_at: float
 ) -> Row:
     get = values.get
+    created_at = get("created_at")
+    if created_at is None:
+        created_at = stand_in_time(get("event_id"), received_at)
     return (
-        get("created_at", received_at),
+        created_at,
         get("level", DEFAULTS["level"]),
         get("log_type", DEFAULTS["log_type"]),
         get("service", DEFAULTS["service"]),

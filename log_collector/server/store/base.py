@@ -9,8 +9,11 @@ None. Each store only converts to its own column types.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 # The columns a row fills, in order. id (generated) and deleted (FALSE) are left
@@ -47,6 +50,61 @@ RECENT_ERRORS_WINDOW_S = 3600.0
 TOP_SERVICES = 10
 
 
+@dataclass
+class Maintenance:
+    """What one run of ``maintain`` did. ``ran`` is False when another process held the lock."""
+
+    ran: bool = True
+    # The first instant kept (with a retention).
+    cutoff: datetime | None = None
+    # Partitions dropped and made (PostgreSQL).
+    dropped: list[str] = field(default_factory=list)
+    created: list[str] = field(default_factory=list)
+    # Rows deleted one by one (SQLite's old rows, PostgreSQL's old rows of the default
+    # partition), and rows moved out of PostgreSQL's default partition.
+    deleted: int = 0
+    moved: int = 0
+
+    def summary(self) -> str:
+        if not self.ran:
+            return "another process is maintaining the partitions; nothing done"
+        parts = []
+        if self.cutoff is not None:
+            parts.append(f"kept rows from {self.cutoff.isoformat()} on")
+        if self.dropped or self.created:
+            parts.append(f"dropped {len(self.dropped)} partition(s)" + _names(self.dropped))
+            parts.append(f"made {len(self.created)}" + _names(self.created))
+        parts.append(f"deleted {self.deleted} row(s)")
+        if self.moved:
+            parts.append(f"moved {self.moved} row(s) out of the default partition")
+        return "; ".join(parts)
+
+
+def _names(names: list[str]) -> str:
+    if not names:
+        return ""
+    shown = names if len(names) <= 4 else [names[0], "...", names[-1]]
+    return f" ({', '.join(shown)})"
+
+
+def retention_cutoff(keep: timedelta, now: datetime) -> datetime:
+    """The first instant a retention of ``keep`` keeps: midnight UTC of the day that holds
+    ``now - keep``. Whole days before it go; that day's older rows stay until the next day."""
+    oldest_kept = (now - keep).astimezone(UTC)
+    return oldest_kept.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def parse_keep(text: str) -> timedelta:
+    """A retention such as ``30d``, ``4w`` or ``36h`` (at least a day); ValueError otherwise."""
+    match = re.fullmatch(r"\s*(\d{1,6})\s*([hdw])\s*", text)
+    if match is None:
+        raise ValueError(f"retention {text!r}: expected a span such as 30d, 4w or 36h")
+    keep = timedelta(hours=int(match.group(1)) * {"h": 1, "d": 24, "w": 168}[match.group(2)])
+    if keep < timedelta(days=1):
+        raise ValueError(f"retention {text!r}: keep at least a day (1d)")
+    return keep
+
+
 class StoreUnavailable(Exception):
     """The database cannot be reached or cannot write right now; the request may be retried."""
 
@@ -56,6 +114,8 @@ class Store(Protocol):
     # answering (at most two of them decode at a time: decoding holds the
     # GIL); each store says what suits it.
     concurrency: int
+    # Whether maintain() has work to do without a retention (PostgreSQL's day partitions).
+    partitioned: bool
 
     def migrate(self) -> list[str]:
         """Apply pending migrations; return the names applied (empty when up to date)."""
@@ -87,6 +147,11 @@ class Store(Protocol):
     def ping(self, *, reading: bool = False) -> None:
         """Return when the database answers; raise StoreUnavailable otherwise. ``reading``:
         ask on a read connection (a query server never opens ingest's)."""
+
+    def maintain(self, keep: timedelta | None = None) -> Maintenance:
+        """Keep the table healthy and, with ``keep``, drop or delete the rows older than the
+        day that holds ``now - keep`` (``retention_cutoff``): PostgreSQL drops whole day
+        partitions (``partitions.maintain``), SQLite deletes rows in small transactions."""
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""

@@ -6,8 +6,10 @@ and read back. COPY has no ``ON CONFLICT``, so a batch holding an event_id
 already stored (a retry after a lost acknowledgement) or twice fails whole
 on the unique index, is rolled back, and takes the second path: COPY into a
 session temporary table, then one ``INSERT ... SELECT ... ON CONFLICT
-(event_id) DO NOTHING``, whose row count is exactly the rows accepted, so
-duplicates = rows sent - accepted.
+(event_id, created_at) DO NOTHING``, whose row count is exactly the rows
+accepted, so duplicates = rows sent - accepted. ``logs`` is partitioned by day
+on created_at (migrations/postgres/0007_partitioned_logs.sql), so the unique
+key holds created_at too: a retried record carries its original created_at.
 https://www.psycopg.org/psycopg3/docs/basic/copy.html#binary-copy
 https://www.postgresql.org/docs/15/sql-copy.html (File Formats, Binary Format)
 """
@@ -18,6 +20,7 @@ import contextlib
 import struct
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import timedelta
 from typing import Any
 
 import psycopg
@@ -26,7 +29,8 @@ from psycopg.adapt import Dumper
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ...common.migrations import sql_files
-from .base import ROW_COLUMNS, Row, StoreUnavailable, read_stats
+from . import partitions
+from .base import ROW_COLUMNS, Maintenance, Row, StoreUnavailable, read_stats
 from .postgres_migrations import applied_postgres, apply_postgres
 
 # Plain text and float columns: the table is created when a pooled connection
@@ -55,7 +59,7 @@ _CASTS = {
 _INSERT = (
     f"INSERT INTO logs ({', '.join(ROW_COLUMNS)}) "
     f"SELECT {', '.join(_CASTS.get(c, c) for c in ROW_COLUMNS)} FROM logs_staging "
-    "ON CONFLICT (event_id) DO NOTHING"
+    "ON CONFLICT (event_id, created_at) DO NOTHING"
 )
 
 
@@ -74,8 +78,11 @@ _COPY_TYPES = {
     "received_at": _TIMESTAMPTZ,
 }
 _COPY_OIDS = [_COPY_TYPES.get(column, _TEXT) for column in ROW_COLUMNS]
-# The unique index that makes a repeated event_id fail the binary COPY.
-_EVENT_ID_INDEX = "idx_logs_event_id"
+# The unique index that makes a repeated event_id fail the binary COPY: on the
+# partitioned table the violation names the partition's index, whose name
+# PostgreSQL derives from the partition and the columns
+# (logs_p2026_12_05_event_id_created_at_idx).
+_EVENT_ID_INDEX_NAMES = ("idx_logs_event_id", "_event_id_created_at_idx")
 
 # Binary timestamptz: microseconds since 2000-01-01 UTC, as a signed 64-bit
 # integer, rounded like PostgreSQL's own to_timestamp(float8).
@@ -133,7 +140,7 @@ def _copy_new(conn: psycopg.Connection, rows: Sequence[Row]) -> bool:
             for row in rows:
                 copy.write_row(row)
     except errors.UniqueViolation as exc:
-        if exc.diag.constraint_name != _EVENT_ID_INDEX:
+        if not (exc.diag.constraint_name or "").endswith(_EVENT_ID_INDEX_NAMES):
             raise
         return False
     except errors.DeadlockDetected:
@@ -142,6 +149,37 @@ def _copy_new(conn: psycopg.Connection, rows: Sequence[Row]) -> bool:
         # ON CONFLICT settles that one against what the other commits.
         return False
     return True
+
+
+# Where a row (ROW_COLUMNS order) holds its time, event_id and arrival.
+_CREATED_AT, _EVENT_ID, _RECEIVED_AT = 0, -2, -1
+
+
+def _untimed_event_ids(rows: Sequence[Row]) -> list[str]:
+    """The event_ids of the rows whose created_at is their arrival (a record with no usable
+    time and no UUID v7 event_id to take one from, ``ingest.fields.stand_in_time``): a retry
+    of such a record arrives at another time, so the unique key (event_id, created_at) cannot
+    find it, and ``_stored_event_ids`` looks for its event_id alone."""
+    return sorted(
+        {
+            row[_EVENT_ID]
+            for row in rows
+            if row[_CREATED_AT] == row[_RECEIVED_AT] and row[_EVENT_ID] is not None
+        }
+    )
+
+
+def _stored_event_ids(cur: psycopg.Cursor[Any], event_ids: list[str]) -> set[str]:
+    """Which of ``event_ids`` are stored, on any day. Inside the insert's transaction, after a
+    transaction lock on each id (taken in one order), so two requests holding the same record
+    cannot both find it missing. The lookups use the leading column of each partition's
+    (event_id, created_at) index."""
+    cur.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(id, 0)) FROM unnest(%s::text[]) AS id",
+        (event_ids,),
+    )
+    cur.execute("SELECT event_id::text FROM logs WHERE event_id = ANY(%s::uuid[])", (event_ids,))
+    return {event_id for (event_id,) in cur.fetchall()}
 
 
 # Reads (/stats, and every read endpoint) run on their own pool, so however
@@ -177,6 +215,10 @@ def _limits_are_not_outages() -> Iterator[None]:
 
 
 class PostgresStore:
+    # logs is partitioned by day: the partitions ahead are made by maintain(), which a
+    # server that writes runs every hour even without a retention.
+    partitioned = True
+
     # Two batches at once: while one is in PostgreSQL the other is decoded;
     # more add GIL hand-overs and PostgreSQL contention, not throughput.
     def __init__(
@@ -271,6 +313,12 @@ class PostgresStore:
         with self._errors(), psycopg.connect(self.url, **self._connect_kwargs) as conn:
             try:
                 return apply_postgres(conn)
+            except errors.RaiseException as exc:
+                # A migration's own check failed (pg_partman missing): its message and hint.
+                hint = exc.diag.message_hint
+                raise StoreUnavailable(
+                    f"PostgreSQL store: {exc.diag.message_primary}" + (f" ({hint})" if hint else "")
+                ) from exc
             except errors.ReadOnlySqlTransaction as exc:
                 raise StoreUnavailable(
                     "PostgreSQL store: the database is read-only (a replica?): migrate "
@@ -285,16 +333,21 @@ class PostgresStore:
     def insert(self, rows: Sequence[Row]) -> tuple[int, int]:
         if not rows:
             return 0, 0
+        sent = len(rows)
         with self._connection() as conn, _limits_are_not_outages():
-            if _copy_new(conn, rows):
+            untimed = _untimed_event_ids(rows)
+            if not untimed and _copy_new(conn, rows):
                 return len(rows), 0
             with conn.transaction(), conn.cursor() as cur:
+                if untimed:
+                    stored = _stored_event_ids(cur, untimed)
+                    rows = [row for row in rows if row[_EVENT_ID] not in stored] if stored else rows
                 with cur.copy(_COPY) as copy:
                     for row in rows:
                         copy.write_row(row)
                 cur.execute(_INSERT)
                 accepted = cur.rowcount
-        return accepted, len(rows) - accepted
+        return accepted, sent - accepted
 
     def stats(self) -> dict[str, Any]:
         with self.reading() as conn, conn.transaction(), conn.cursor() as cur:
@@ -310,6 +363,11 @@ class PostgresStore:
                     (list(levels), window_s),
                 ),
             )
+
+    def maintain(self, keep: timedelta | None = None) -> Maintenance:
+        # Its own connection: a run holds its transaction for as long as it moves rows.
+        with self._errors(), psycopg.connect(self.url, **self._connect_kwargs) as conn:
+            return partitions.maintain(conn, keep)
 
     def ping(self, *, reading: bool = False) -> None:
         with self.reading() if reading else self._connection() as conn:

@@ -20,13 +20,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ...common.migrations import applied_sqlite, apply_sqlite, sql_files
-from .base import ROW_COLUMNS, Row, StoreUnavailable, read_stats
+from .base import ROW_COLUMNS, Maintenance, Row, StoreUnavailable, read_stats, retention_cutoff
 
 _WIDTH = len(ROW_COLUMNS)
+# Rows deleted per transaction by a retention run.
+RETENTION_BATCH = 5_000
 _ROW_PLACEHOLDERS = f"({', '.join('?' for _ in ROW_COLUMNS)})"
 
 
@@ -129,6 +132,7 @@ class _Pending:
 
 
 class SQLiteStore:
+    partitioned = False
     # Batches in flight at once (see Store.concurrency); they queue for the
     # single writer thread, which commits all that are waiting together. The
     # random keys of the trace and user indexes make a commit's cost mostly
@@ -390,6 +394,26 @@ class SQLiteStore:
                 )
             finally:
                 conn.execute("COMMIT")
+
+    def maintain(self, keep: timedelta | None = None) -> Maintenance:
+        """With ``keep``: delete the rows older than its cutoff, ``RETENTION_BATCH`` rows per
+        transaction, so ingest's writer waits for one small transaction at a time. The
+        counting triggers take the rows off log_counts."""
+        done = Maintenance()
+        if keep is None:
+            return done
+        done.cutoff = retention_cutoff(keep, datetime.now(UTC))
+        cutoff_us = microseconds(done.cutoff.timestamp())
+        while True:
+            with self._errors(), self.writing() as conn:
+                deleted = conn.execute(
+                    "DELETE FROM logs WHERE id IN "
+                    "(SELECT id FROM logs WHERE created_at < ? LIMIT ?)",
+                    (cutoff_us, RETENTION_BATCH),
+                ).rowcount
+            done.deleted += deleted
+            if deleted < RETENTION_BATCH:
+                return done
 
     def ping(self, *, reading: bool = True) -> None:
         # Every connection but the writer thread's is a reader here.
