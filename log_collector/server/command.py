@@ -68,6 +68,11 @@ _HELP = {"help_option_names": ["-h", "--help"]}
     help="A PostgreSQL replica of --db for the reads (/api/*, /stats); writes stay on --db.",
 )
 @click.option(
+    "--cors-origins",
+    envvar="LOG_COLLECTOR_CORS_ORIGINS",
+    help="Origins browsers may post and read from, comma-separated; * for any.",
+)
+@click.option(
     "--retention",
     envvar="LOG_COLLECTOR_RETENTION",
     help="Keep rows this long (30d, 4w); older days are dropped hourly. Default: forever.",
@@ -92,6 +97,7 @@ def serve(
     sql_timeout: float,
     workers: int,
     read_db_url: str | None,
+    cors_origins: str | None,
     retention: str | None,
     log_level: str,
     access_log: bool,
@@ -121,6 +127,7 @@ def serve(
             sql_timeout=sql_timeout,
             workers=workers,
             read_db_url=read_db_url,
+            cors_origins=cors_origins,
             retention=retention,
             log_level=log_level,
             access_log=access_log,
