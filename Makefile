@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-slow lint bench demo ui screenshots clean
+.PHONY: install test test-py test-js test-slow lint bench bench-js demo ui screenshots clean
 
 install: $(STAMP)
 
@@ -15,21 +15,40 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP)
+# The JavaScript client (clients/js): its packages from the committed lock file (better-sqlite3
+# builds from source), its tests with Node's runner against a real server of .venv.
+JS_DIR   := clients/js
+JS_STAMP := $(JS_DIR)/node_modules/.installed
+
+$(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	cd $(JS_DIR) && npm ci --no-audit --no-fund
+	touch $(JS_STAMP)
+
+test: test-py test-js
+
+test-py: $(STAMP)
 	$(PY) -m pytest -q
 
-test-slow: $(STAMP)
+test-js: $(STAMP) $(JS_STAMP)
+	cd $(JS_DIR) && npm test
+
+test-slow: $(STAMP) $(JS_STAMP)
 	$(PY) -m pytest -q -m slow
+	cd $(JS_DIR) && LOG_COLLECTOR_SLOW=1 npm test
 
 lint: $(STAMP)
 	$(PY) -m ruff check log_collector tests scripts
 	$(PY) -m ruff format --check log_collector tests scripts
 	$(VENV)/bin/lint-imports --no-cache
 
-bench: $(STAMP)
+bench: $(STAMP) $(JS_STAMP)
 	$(PY) scripts/bench_client.py
 	$(PY) scripts/bench_server.py
 	$(PY) scripts/bench_ask.py
+	cd $(JS_DIR) && npm run bench
+
+bench-js: $(STAMP) $(JS_STAMP)
+	cd $(JS_DIR) && npm run bench
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
@@ -49,4 +68,4 @@ screenshots: $(STAMP)
 	UPDATE_SCREENSHOTS=1 $(PY) -m pytest -q tests/ui -k screenshot
 
 clean:
-	rm -rf $(VENV) dist build .pytest_cache .hypothesis
+	rm -rf $(VENV) dist build .pytest_cache .hypothesis $(JS_DIR)/node_modules
