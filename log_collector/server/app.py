@@ -139,6 +139,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         checker.start()
     maintainer: Maintainer | None = app.state.maintainer
     if maintainer is not None:
+        await run_in_threadpool(maintainer.run_once)
         maintainer.start()
     yield
     if checker is not None:

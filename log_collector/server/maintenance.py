@@ -31,9 +31,9 @@ def retention_setting(retention: str | timedelta | None) -> timedelta | None:
 
 
 class Maintainer:
-    """Runs ``store.maintain(keep)`` in a daemon thread: once at start (after ``ready``, the
-    server's migration), then every ``interval`` seconds until ``stop``. A failed run is
-    logged, and the next one tries again."""
+    """Runs ``store.maintain(keep)``: ``run_once`` when the server starts (after ``ready``, the
+    server's migration), then in a daemon thread every ``interval`` seconds until ``stop``. A
+    failed run is logged, and the next one tries again."""
 
     def __init__(
         self,
@@ -53,7 +53,25 @@ class Maintainer:
         self._thread = threading.Thread(target=self._run, name="log-collector-maintenance")
         self._thread.daemon = True
 
+    def run_once(self) -> None:
+        """One run now (the server's start awaits it, so no request meets its first moves);
+        a failure is logged."""
+        try:
+            if self._ready is not None:
+                self._ready()
+            done = self._store.maintain(self.keep)
+            if done.ran and (done.dropped or done.deleted or done.moved):
+                logger.info("maintenance: %s", done.summary())
+        except Exception as exc:  # noqa: BLE001 - logged; the next run tries again
+            logger.warning(
+                "store maintenance failed (next try in %.0f s): %s",
+                self._interval,
+                " ".join(str(exc).split()),
+            )
+        self.first_run.set()
+
     def start(self) -> None:
+        """The runs after the first, every ``interval`` seconds, in the daemon thread."""
         self._thread.start()
 
     def stop(self) -> None:
@@ -62,18 +80,5 @@ class Maintainer:
             self._thread.join(timeout=60)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                if self._ready is not None:
-                    self._ready()
-                done = self._store.maintain(self.keep)
-                if done.ran and (done.dropped or done.deleted or done.moved):
-                    logger.info("maintenance: %s", done.summary())
-            except Exception as exc:  # noqa: BLE001 - logged; the next run tries again
-                logger.warning(
-                    "store maintenance failed (next try in %.0f s): %s",
-                    self._interval,
-                    " ".join(str(exc).split()),
-                )
-            self.first_run.set()
-            self._stop.wait(self._interval)
+        while not self._stop.wait(self._interval):
+            self.run_once()
