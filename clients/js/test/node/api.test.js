@@ -3,30 +3,20 @@
  * with its fields, contexts, caller and common fields.
  */
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createLogClient, WorkerThreadsLogClient } from '../../src/index.js';
-import { startServer, tempDir } from './helpers/server.js';
+import { useServer, tempDir } from './helpers/server.js';
 import { FaultProxy } from './helpers/proxy.js';
 
 const THIS_FILE = fileURLToPath(import.meta.url);
-let server;
-const dirs = [];
+const suite = useServer();
+const dirs = suite.dirs;
 
-before(async () => {
-  server = await startServer();
-});
-
-after(async () => {
-  await server?.stop();
-  server?.cleanup();
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function makeClient(service, options = {}, url = server.url) {
+function makeClient(service, options = {}, url = suite.server.url) {
   const spoolDir = tempDir('lc-spool-');
   dirs.push(spoolDir);
   return createLogClient(url, {
@@ -52,7 +42,7 @@ test('each level method stores a record with its level, message and fields', asy
   }
   checkout();
   await delivered(client);
-  const rows = server.rowsOf('api-levels');
+  const rows = suite.server.rowsOf('api-levels');
   assert.deepEqual(
     rows.map((row) => [row.level, row.message, row.metadata.n]),
     [
@@ -79,7 +69,7 @@ test('falsy values are kept, columns go to columns, and the caller\'s object is 
   client.info('fields', fields);
   assert.deepEqual(fields, copy);
   await delivered(client);
-  const [row] = server.rowsOf('api-fields');
+  const [row] = suite.server.rowsOf('api-fields');
   assert.equal(row.user_id, 'u-1');
   assert.equal(row.action_type, 'pay');
   assert.equal(row.metadata.zero, 0);
@@ -94,7 +84,7 @@ test('sensitive keys are redacted before the record reaches the spool', async ()
   const client = makeClient('api-redact');
   client.info('login', { password: 'hunter2', profile: { api_key: 'k', name: 'ann' } });
   await delivered(client);
-  const [row] = server.rowsOf('api-redact');
+  const [row] = suite.server.rowsOf('api-redact');
   assert.equal(row.metadata.password, '[REDACTED]');
   assert.deepEqual(row.metadata.profile, { api_key: '[REDACTED]', name: 'ann' });
   await client.close();
@@ -105,7 +95,7 @@ test('autoCaller: false leaves the caller out, and an explicit function_name win
   client.info('no caller', { autoCaller: false });
   client.info('explicit', { function_name: 'chosen', file_path: '/somewhere.js' });
   await delivered(client);
-  const [none, explicit] = server.rowsOf('api-caller');
+  const [none, explicit] = suite.server.rowsOf('api-caller');
   assert.equal(none.function_name, null);
   assert.equal(none.file_path, null);
   assert.equal(explicit.function_name, 'chosen');
@@ -119,7 +109,7 @@ test('endTimer logs duration_ms since startTimer', async () => {
   await new Promise((resolve) => setTimeout(resolve, 20));
   client.endTimer(started, 'INFO', 'timed', { step: 'a' });
   await delivered(client);
-  const [row] = server.rowsOf('api-timer');
+  const [row] = suite.server.rowsOf('api-timer');
   assert.equal(row.message, 'timed');
   assert.ok(row.duration_ms >= 15, `duration_ms ${row.duration_ms}`);
   assert.equal(row.metadata.step, 'a');
@@ -133,7 +123,7 @@ test('measure times sync and async functions and logs a failure with its stack',
   assert.throws(() => client.measure(function explode() { throw new RangeError('no'); }), RangeError);
   await assert.rejects(client.measure(async function reject() { throw new TypeError('async no'); }), TypeError);
   await delivered(client);
-  const rows = server.rowsOf('api-measure');
+  const rows = suite.server.rowsOf('api-measure');
   assert.deepEqual(rows.map((row) => [row.level, row.message, row.function_name, row.error_type]), [
     ['INFO', 'addUp completed', 'addUp', null],
     ['INFO', 'fetched', 'fetchThing', null],
@@ -161,7 +151,7 @@ test('errorWithTrace stores the stack trace and error type', async () => {
   }
   handler();
   await delivered(client);
-  const [withError, without] = server.rowsOf('api-trace');
+  const [withError, without] = suite.server.rowsOf('api-trace');
   assert.equal(withError.level, 'ERROR');
   assert.equal(withError.error_type, 'SyntaxError');
   assert.match(withError.stack_trace, /SyntaxError/);
@@ -203,7 +193,7 @@ test('request and user contexts fill the record; setUserContext is visible at on
   }
   assert.deepEqual(warnings, []);
   await delivered(client);
-  const rows = server.rowsOf('api-context');
+  const rows = suite.server.rowsOf('api-context');
   const pick = (row) => [row.message, row.path, row.method, row.trace_id, row.user_id, row.session_id, row.metadata?.tenant ?? null];
   assert.deepEqual(rows.map(pick), [
     ['inner', '/pay', 'POST', 't-1', 'inner', null, 'acme'],
@@ -216,7 +206,7 @@ test('request and user contexts fill the record; setUserContext is visible at on
 });
 
 test('a batch of 100 or more records is sent gzip\'d', async () => {
-  const proxy = await new FaultProxy(server.url).start();
+  const proxy = await new FaultProxy(suite.server.url).start();
   try {
     const client = makeClient('api-gzip', { batchSize: 150, flushInterval: 60_000 }, proxy.url);
     for (let i = 0; i < 150; i += 1) client.info('many', { i });
@@ -227,7 +217,7 @@ test('a batch of 100 or more records is sent gzip\'d', async () => {
     assert.equal(big.headers['content-encoding'], 'gzip');
     const small = proxy.requests.find((request) => request.count === 1);
     assert.equal(small.headers['content-encoding'], undefined);
-    assert.equal(server.rowsOf('api-gzip').length, 151);
+    assert.equal(suite.server.rowsOf('api-gzip').length, 151);
     await client.close();
   } finally {
     await proxy.stop();

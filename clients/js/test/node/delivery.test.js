@@ -4,30 +4,20 @@
  * batch (400), an ack lost on the wire; 401 and per-record rejections from the real server.
  */
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import Database from 'better-sqlite3';
 import { createLogClient } from '../../src/index.js';
-import { LogServer, startServer, tempDir, freePort } from './helpers/server.js';
+import { LogServer, startServer, useServer, tempDir, freePort } from './helpers/server.js';
 import { FaultProxy } from './helpers/proxy.js';
 
-let server;
 let proxy;
-const dirs = [];
-
-before(async () => {
-  server = await startServer();
-});
-
-after(async () => {
-  await server?.stop();
-  server?.cleanup();
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-});
+const suite = useServer();
+const dirs = suite.dirs;
 
 async function withProxy(fn) {
-  proxy = await new FaultProxy(server.url).start();
+  proxy = await new FaultProxy(suite.server.url).start();
   try {
     await fn(proxy);
   } finally {
@@ -60,7 +50,7 @@ test('500 answers are retried with backoff until the batch is stored', async () 
     const client = makeClient(proxy.url, 'del-500');
     for (let i = 0; i < 3; i += 1) client.info('retried', { i });
     assert.equal(await client.flush(60_000), true);
-    assert.deepEqual(server.rowsOf('del-500').map((row) => row.metadata.i), [0, 1, 2]);
+    assert.deepEqual(suite.server.rowsOf('del-500').map((row) => row.metadata.i), [0, 1, 2]);
     assert.deepEqual(proxy.requests.map((request) => request.answered), [500, 502, 500, 200]);
     assert.equal(client.stats().retries, 3);
     await client.close();
@@ -77,7 +67,7 @@ test('429 with Retry-After waits at least that long before sending again', async
     assert.equal(first.answered, 429);
     assert.equal(second.answered, 200);
     assert.ok(second.at - first.at >= 950, `resent after ${second.at - first.at} ms`);
-    assert.equal(server.rowsOf('del-429').length, 1);
+    assert.equal(suite.server.rowsOf('del-429').length, 1);
     await client.close();
   });
 });
@@ -90,7 +80,7 @@ test('413 splits the batch until the parts fit', async () => {
     assert.equal(await client.flush(60_000), true);
     assert.equal(proxy.requests[0].answered, 413);
     assert.ok(proxy.requests.filter((r) => r.answered === 200).every((r) => r.count <= 10));
-    assert.deepEqual(server.rowsOf('del-413').map((row) => row.metadata.i), [...Array(35).keys()]);
+    assert.deepEqual(suite.server.rowsOf('del-413').map((row) => row.metadata.i), [...Array(35).keys()]);
     assert.equal(client.stats().deadLettered, 0);
     await client.close();
   });
@@ -102,7 +92,7 @@ test('a poisoned record (400 for its batch) is bisected out and dead-lettered al
     const client = makeClient(proxy.url, 'del-poison', { batchSize: 20, flushInterval: 60_000 });
     for (let i = 0; i < 20; i += 1) client.info(i === 7 ? 'poison' : 'fine', { i });
     assert.equal(await client.flush(60_000), true);
-    const stored = server.rowsOf('del-poison').map((row) => row.metadata.i);
+    const stored = suite.server.rowsOf('del-poison').map((row) => row.metadata.i);
     assert.deepEqual(stored, [...Array(20).keys()].filter((i) => i !== 7));
     assert.equal(client.stats().deadLettered, 1);
     const file = client.spoolPath;
@@ -115,12 +105,12 @@ test('a poisoned record (400 for its batch) is bisected out and dead-lettered al
 });
 
 test('a record the real server rejects is dead-lettered and its neighbours stored', async () => {
-  const client = makeClient(server.url, 'del-rejected');
+  const client = makeClient(suite.server.url, 'del-rejected');
   client.info('before');
   client.info('too many values', { big: new Array(100_001).fill(0) });
   client.info('after');
   assert.equal(await client.flush(60_000), true);
-  assert.deepEqual(server.rowsOf('del-rejected').map((row) => row.message), ['before', 'after']);
+  assert.deepEqual(suite.server.rowsOf('del-rejected').map((row) => row.message), ['before', 'after']);
   const file = client.spoolPath;
   await client.close();
   const [dead] = deadLetters(file);
@@ -138,7 +128,7 @@ test('an ack lost on the wire resends the same event_ids and the store keeps one
     const sent = proxy.sentEventIds();
     assert.equal(sent.size, 5);
     assert.ok([...sent.values()].every((times) => times === 2), 'every event_id sent twice');
-    const rows = server.rowsOf('del-lost-ack');
+    const rows = suite.server.rowsOf('del-lost-ack');
     assert.equal(rows.length, 5);
     assert.deepEqual(new Set(rows.map((row) => row.event_id)), new Set(sent.keys()));
     assert.equal(client.stats().duplicates, 5);

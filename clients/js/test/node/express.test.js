@@ -3,33 +3,22 @@
  * `log-collector serve`; Ctrl+C (SIGINT) still ends an Express server that uses the client.
  */
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { createLogClient } from '../../src/index.js';
 import { logCollectorMiddleware, logCollectorErrorHandler, traceIdFromTraceparent } from '../../src/express.js';
-import { LogServer, startServer, tempDir, freePort, waitFor, sleep, within, REPO, PACKAGE } from './helpers/server.js';
+import { LogServer, useServer, tempDir, freePort, waitFor, sleep, within, REPO, PACKAGE } from './helpers/server.js';
 
 const express = createRequire(path.join(PACKAGE, 'package.json'))('express');
 const DEMO = path.join(REPO, 'tests', 'demo-app', 'backend', 'server.js');
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-let server;
-const dirs = [];
+const suite = useServer();
+const dirs = suite.dirs;
 
-before(async () => {
-  server = await startServer();
-});
-
-after(async () => {
-  await server?.stop();
-  server?.cleanup();
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function makeClient(service, url = server.url) {
+function makeClient(service, url = suite.server.url) {
   const spoolDir = tempDir('lc-spool-');
   dirs.push(spoolDir);
   return createLogClient(url, { service, spoolDir, flushInterval: 50 });
@@ -87,7 +76,7 @@ test('the middleware frames each request, sets its context and echoes the trace 
   assert.equal(await client.flush(60_000), true);
   await client.close();
 
-  const traced = server.rows('service = ? AND trace_id = ?', ['mw-express', '4bf92f3577b34da6a3ce929d0e0e4736']);
+  const traced = suite.server.rows('service = ? AND trace_id = ?', ['mw-express', '4bf92f3577b34da6a3ce929d0e0e4736']);
   assert.deepEqual(traced.map((row) => row.message), ['Request received', 'handled', 'Request completed']);
   for (const row of traced) {
     assert.equal(row.path, '/hello');
@@ -100,17 +89,17 @@ test('the middleware frames each request, sets its context and echoes the trace 
   assert.equal(traced[2].metadata.status_code, 200);
   assert.equal(typeof traced[2].duration_ms, 'number');
 
-  const boom = server.rows('service = ? AND trace_id = ?', ['mw-express', 'boom-trace']);
+  const boom = suite.server.rows('service = ? AND trace_id = ?', ['mw-express', 'boom-trace']);
   assert.deepEqual(boom.map((row) => [row.level, row.message]), [
     ['INFO', 'Request received'], ['ERROR', 'Unhandled exception'], ['ERROR', 'Request completed'],
   ]);
   assert.equal(boom[1].error_type, 'Error');
   assert.match(boom[1].stack_trace, /route exploded[\s\S]*boom/);
   assert.equal(boom[2].metadata.status_code, 500);
-  const asyncBoom = server.rows('service = ? AND trace_id = ?', ['mw-express', 'async-trace']);
+  const asyncBoom = suite.server.rows('service = ? AND trace_id = ?', ['mw-express', 'async-trace']);
   assert.equal(asyncBoom[1].error_type, 'TypeError');
   assert.equal(asyncBoom[1].path, '/async-boom');
-  assert.equal(server.rows("service = 'mw-express' AND path = '/health'").length, 0);
+  assert.equal(suite.server.rows("service = 'mw-express' AND path = '/health'").length, 0);
 });
 
 test('the demo backend logs logins, todo CRUD, its error and its slow endpoint', async () => {
@@ -142,7 +131,7 @@ test('the demo backend logs logins, todo CRUD, its error and its slow endpoint',
   assert.equal(await client.flush(60_000), true);
   await client.close();
 
-  const rows = server.rowsOf('demo-backend-test');
+  const rows = suite.server.rowsOf('demo-backend-test');
   const messages = rows.map((row) => row.message);
   for (const expected of ['Login failed', 'Login succeeded', 'Todo created', 'Todo updated', 'Todos listed', 'Todo deleted', 'Unauthenticated request', 'Unhandled exception', 'Report computed', 'Slow operation finished']) {
     assert.ok(messages.includes(expected), `${expected} in ${messages.join(', ')}`);

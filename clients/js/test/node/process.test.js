@@ -4,29 +4,19 @@
  * the oldest records and counts them.
  */
 
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createLogClient } from '../../src/index.js';
-import { LogServer, startServer, tempDir, freePort, waitFor, sleep, within } from './helpers/server.js';
+import { LogServer, useServer, tempDir, freePort, waitFor, sleep, within } from './helpers/server.js';
 
 const HELPERS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers');
 const TRIALS = process.env.LOG_COLLECTOR_SLOW === '1' ? 20 : 3;
-let server;
-const dirs = [];
-
-before(async () => {
-  server = await startServer();
-});
-
-after(async () => {
-  await server?.stop();
-  server?.cleanup();
-  for (const dir of dirs) fs.rmSync(dir, { recursive: true, force: true });
-});
+const suite = useServer();
+const dirs = suite.dirs;
 
 function spoolDir() {
   const dir = tempDir('lc-spool-');
@@ -54,7 +44,7 @@ for (let trial = 1; trial <= TRIALS; trial += 1) {
   test(`SIGKILL at a random moment loses no returned log call and stores none twice (trial ${trial})`, async () => {
     const dir = spoolDir();
     const service = `crash-${trial}`;
-    const run = runNode('logging-child.js', [server.url, dir, service]);
+    const run = runNode('logging-child.js', [suite.server.url, dir, service]);
     const atLeast = 20 + Math.floor(Math.random() * 400);
     await waitFor(() => returned(run.stdout).length >= atLeast || run.child.exitCode !== null, { what: 'the child to log' });
     await sleep(Math.random() * 200);
@@ -64,12 +54,12 @@ for (let trial = 1; trial <= TRIALS; trial += 1) {
     const printed = returned(run.stdout);
     assert.ok(printed.length >= atLeast);
 
-    const next = createLogClient(server.url, { service: `${service}-next`, spoolDir: dir, flushInterval: 50 });
+    const next = createLogClient(suite.server.url, { service: `${service}-next`, spoolDir: dir, flushInterval: 50 });
     assert.equal(await next.flush(60_000), true);
     assert.ok(next.stats().adopted >= 0);
     await next.close();
 
-    const seqs = server.rowsOf(service).map((row) => row.metadata.seq);
+    const seqs = suite.server.rowsOf(service).map((row) => row.metadata.seq);
     const stored = new Set(seqs);
     assert.equal(stored.size, seqs.length, 'no record stored twice');
     const missing = printed.filter((seq) => !stored.has(seq));
@@ -80,7 +70,7 @@ for (let trial = 1; trial <= TRIALS; trial += 1) {
 
 test('a script that logs and ends exits by itself, its records delivered', async () => {
   const dir = spoolDir();
-  const run = runNode('short-script.js', [server.url, dir, 'exit-up', '100']);
+  const run = runNode('short-script.js', [suite.server.url, dir, 'exit-up', '100']);
   const outcome = await within(run.exited, 60_000, 'still running');
   if (outcome === 'still running') run.child.kill('SIGKILL');
   assert.deepEqual(outcome, { code: 0, signal: null }, run.stderr);
@@ -88,7 +78,7 @@ test('a script that logs and ends exits by itself, its records delivered', async
   const elapsed = performance.timeOrigin + performance.now() - lastCall;
   // Reported, not asserted: timing on a shared machine is no test (bench/bench_log.js measures it).
   console.log(`# the script exited ${elapsed.toFixed(0)} ms after its last log call`);
-  assert.equal(server.rowsOf('exit-up').length, 100);
+  assert.equal(suite.server.rowsOf('exit-up').length, 100);
   assert.deepEqual(fs.readdirSync(dir), []);
 });
 
@@ -148,16 +138,16 @@ test('a full spool drops the oldest records, counts them, and says so once there
 
 test('two clients in one process keep separate spools and never adopt each other\'s', async () => {
   const dir = spoolDir();
-  const first = createLogClient(server.url, { service: 'pair-a', spoolDir: dir, flushInterval: 50 });
-  const second = createLogClient(server.url, { service: 'pair-b', spoolDir: dir, flushInterval: 50 });
+  const first = createLogClient(suite.server.url, { service: 'pair-a', spoolDir: dir, flushInterval: 50 });
+  const second = createLogClient(suite.server.url, { service: 'pair-b', spoolDir: dir, flushInterval: 50 });
   assert.notEqual(first.spoolPath, second.spoolPath);
   first.info('from a');
   second.info('from b');
   assert.equal(await second.flush(60_000), true);
   assert.equal(second.stats().adopted, 0);
   assert.equal(await first.flush(60_000), true);
-  assert.equal(server.rowsOf('pair-a').length, 1);
-  assert.equal(server.rowsOf('pair-b').length, 1);
+  assert.equal(suite.server.rowsOf('pair-a').length, 1);
+  assert.equal(suite.server.rowsOf('pair-b').length, 1);
   await first.close();
   await second.close();
 });
@@ -197,7 +187,7 @@ test('a damaged orphan is moved aside as *.corrupt and the client goes on', asyn
   const dir = spoolDir();
   fs.writeFileSync(path.join(dir, '1-deadbeef.spool'), 'this is no SQLite database, just text', { mode: 0o600 });
   fs.writeFileSync(path.join(dir, '2-00000000.spool'), '', { mode: 0o600 }); // being created: left alone
-  const client = createLogClient(server.url, { service: 'corrupt-orphan', spoolDir: dir, flushInterval: 50 });
+  const client = createLogClient(suite.server.url, { service: 'corrupt-orphan', spoolDir: dir, flushInterval: 50 });
   client.info('still logging');
   assert.equal(await client.flush(60_000), true);
   await client.close();
@@ -205,5 +195,5 @@ test('a damaged orphan is moved aside as *.corrupt and the client goes on', asyn
   assert.equal(names.length, 2, names.join(', '));
   assert.equal(names[0], '1-deadbeef.spool.' + names[0].split('.')[2] + '.corrupt');
   assert.equal(names[1], '2-00000000.spool');
-  assert.equal(server.rowsOf('corrupt-orphan').length, 1);
+  assert.equal(suite.server.rowsOf('corrupt-orphan').length, 1);
 });

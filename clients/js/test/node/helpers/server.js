@@ -4,6 +4,7 @@
  */
 
 import fs from 'node:fs';
+import { before, after } from 'node:test';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -172,4 +173,23 @@ export async function within(promise, ms, fallback = 'timed out') {
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * One real server for the test file that calls this: started before its tests, stopped after
+ * them, when the temporary directories its tests put in `dirs` are removed too.
+ *
+ * @returns {{server: LogServer|undefined, dirs: string[]}}
+ */
+export function useServer() {
+  const suite = { server: undefined, dirs: [] };
+  before(async () => {
+    suite.server = await startServer();
+  });
+  after(async () => {
+    await suite.server?.stop();
+    suite.server?.cleanup();
+    for (const dir of suite.dirs) fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return suite;
 }
