@@ -7,7 +7,9 @@
  * table with the spool's pragmas (WAL, synchronous=NORMAL, EXCLUSIVE locking, no automatic
  * checkpoint); the same INSERT after V8 captured and read one stack frame, as the log
  * methods do to find the caller (nothing else: no record, no JSON); and `client.info()` with
- * a few fields (record, caller, JSON, the same INSERT).
+ * a few fields (record, caller, JSON, the same INSERT); and `client.info()` with
+ * `autoCaller: false`. First each on its own (three alternating rounds, the median one),
+ * then the four interleaved call by call, which a shared machine's slow spells hit alike.
  * The budget is p50(log) <= 2 x p50(INSERT). Then the time a script that logs and ends takes
  * to exit after its last call, with a real server up when one can be started (.venv).
  */
@@ -69,16 +71,19 @@ function floorDb(dir) {
   return db;
 }
 
+// Each thing measured, as a subject: `call(i)` is one timed call, `close()` ends it.
+
 function bareInsert(dir, body) {
   const db = floorDb(dir);
   const insert = db.prepare('INSERT INTO records(id, created_at, body) VALUES (?, ?, ?)');
   let id = 0;
-  const result = measure(() => {
-    id += 1;
-    insert.run(id, Date.now() / 1000, body);
-  }, CALLS);
-  db.close();
-  return result;
+  return {
+    call() {
+      id += 1;
+      insert.run(id, Date.now() / 1000, body);
+    },
+    close: () => db.close(),
+  };
 }
 
 function asCallSites(_error, callSites) {
@@ -111,10 +116,13 @@ function insertWithCaller(dir, body) {
       insert.run(id, Date.now() / 1000, body);
     },
   };
-  const result = measure(() => probe.info(), CALLS);
-  db.close();
-  if (!where || !where[0]) throw new Error('the probe found no caller');
-  return result;
+  return {
+    call: () => probe.info(),
+    close() {
+      db.close();
+      if (!where || !where[0]) throw new Error('the probe found no caller');
+    },
+  };
 }
 
 function makeClient(dir, name) {
@@ -128,9 +136,62 @@ function makeClient(dir, name) {
 
 function logCall(dir, name, fields) {
   const client = makeClient(dir, name);
-  const result = measure((i) => client.info('Order paid', { order_id: 10_000 + i, amount: 19.99, currency: 'EUR', ...fields }), CALLS);
-  client._shutdown();
-  return result;
+  return {
+    call: (i) => client.info('Order paid', { order_id: 10_000 + i, amount: 19.99, currency: 'EUR', ...fields }),
+    close: () => client._shutdown(),
+  };
+}
+
+// The four subjects, in the tables' order.
+const SUBJECTS = [
+  ['bare', 'bare better-sqlite3 INSERT (same pragmas)', (dir, body) => bareInsert(fs.mkdtempSync(path.join(dir, 'bare-')), body)],
+  ['withCaller', 'the same INSERT after a caller capture', (dir, body) => insertWithCaller(fs.mkdtempSync(path.join(dir, 'caller-')), body)],
+  ['info', 'client.info() (caller from the stack)', (dir, _body, round) => logCall(dir, `info-${round}`, {})],
+  ['noCaller', 'client.info() with autoCaller: false', (dir, _body, round) => logCall(dir, `plain-${round}`, { autoCaller: false })],
+];
+
+function sequentialRound(dir, body, round) {
+  const results = {};
+  for (const [key, , make] of SUBJECTS) {
+    const subject = make(dir, body, round);
+    results[key] = measure(subject.call, CALLS);
+    subject.close();
+  }
+  return results;
+}
+
+function interleavedRound(dir, body) {
+  // One call of each subject in turn, so a slow spell of a shared machine hits all four.
+  const subjects = SUBJECTS.map(([, , make]) => make(dir, body, 'mixed'));
+  for (let i = 0; i < WARMUP; i += 1) for (const subject of subjects) subject.call(i);
+  const samples = subjects.map(() => new Float64Array(CALLS));
+  for (let i = 0; i < CALLS; i += 1) {
+    for (let k = 0; k < subjects.length; k += 1) {
+      const start = process.hrtime.bigint();
+      subjects[k].call(i);
+      samples[k][i] = Number(process.hrtime.bigint() - start) / 1000;
+    }
+  }
+  for (const subject of subjects) subject.close();
+  const results = {};
+  SUBJECTS.forEach(([key], k) => {
+    samples[k].sort();
+    results[key] = { p50: percentile(samples[k], 50), p99: percentile(samples[k], 99) };
+  });
+  return results;
+}
+
+function printTable(results) {
+  const bare = results.bare;
+  console.log(`| ${'what'.padEnd(42)} | p50 (us) | p99 (us) | p50 / INSERT |`);
+  console.log(`|${'-'.repeat(44)}|---------:|---------:|-------:|`);
+  for (const [key, what] of SUBJECTS) {
+    const r = results[key];
+    console.log(`| ${what.padEnd(42)} | ${r.p50.toFixed(1).padStart(8)} | ${r.p99.toFixed(1).padStart(8)} | ${(r.p50 / bare.p50).toFixed(2).padStart(5)}x |`);
+  }
+  console.log('');
+  const ratio = results.info.p50 / bare.p50;
+  console.log(`budget: p50(log call) <= 2.00x p50(INSERT): ${ratio <= 2 ? 'met' : `not met (${ratio.toFixed(2)}x)`}`);
 }
 
 function findServer() {
@@ -175,30 +236,18 @@ try {
   const body = sampleRecordText(makeClient(dir, 'sample'));
   // Three rounds, alternating, each on a fresh file; the median round is reported, so a
   // burst of noise on a shared machine does not decide the table.
-  const rounds = { bare: [], withCaller: [], info: [], noCaller: [] };
-  for (let round = 0; round < 3; round += 1) {
-    rounds.bare.push(bareInsert(fs.mkdtempSync(path.join(dir, 'bare-')), body));
-    rounds.withCaller.push(insertWithCaller(fs.mkdtempSync(path.join(dir, 'caller-')), body));
-    rounds.info.push(logCall(dir, `info-${round}`, {}));
-    rounds.noCaller.push(logCall(dir, `plain-${round}`, { autoCaller: false }));
-  }
-  const median = (list) => [...list].sort((a, b) => a.p50 - b.p50)[1];
-  const bare = median(rounds.bare);
-  const info = median(rounds.info);
-  const noCaller = median(rounds.noCaller);
-  const withCaller = median(rounds.withCaller);
-  const row = (what, r) => `| ${what.padEnd(42)} | ${r.p50.toFixed(1).padStart(8)} | ${r.p99.toFixed(1).padStart(8)} | ${(r.p50 / bare.p50).toFixed(2).padStart(5)}x |`;
-  console.log(`calls: ${CALLS} per round (after ${WARMUP} warm-up), 3 rounds, median round shown; record ${body.length} chars; node ${process.version}`);
+  const rounds = [0, 1, 2].map((round) => sequentialRound(dir, body, round));
+  const median = {};
+  for (const [key] of SUBJECTS) median[key] = [...rounds.map((r) => r[key])].sort((a, b) => a.p50 - b.p50)[1];
+  console.log(`calls: ${CALLS} per round (after ${WARMUP} warm-up); record ${body.length} chars; node ${process.version}`);
   console.log('');
-  console.log(`| ${'what'.padEnd(42)} | p50 (us) | p99 (us) | p50 / INSERT |`);
-  console.log(`|${'-'.repeat(44)}|---------:|---------:|-------:|`);
-  console.log(row('bare better-sqlite3 INSERT (same pragmas)', bare));
-  console.log(row('the same INSERT after a caller capture', withCaller));
-  console.log(row('client.info() (caller from the stack)', info));
-  console.log(row('client.info() with autoCaller: false', noCaller));
+  console.log('Each subject on its own, 3 rounds, the median round:');
   console.log('');
-  const ratio = info.p50 / bare.p50;
-  console.log(`budget: p50(log call) <= 2.00x p50(INSERT): ${ratio <= 2 ? 'met' : `not met (${ratio.toFixed(2)}x)`}`);
+  printTable(median);
+  console.log('');
+  console.log('The four interleaved call by call, one round:');
+  console.log('');
+  printTable(interleavedRound(dir, body));
   const exits = await exitTime(dir);
   if (exits) {
     console.log(`script exit after its last log call (100 records, server up), 5 runs: ${exits.map((ms) => `${ms.toFixed(0)} ms`).join(', ')}`);

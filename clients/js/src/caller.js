@@ -5,9 +5,8 @@
  *
  * This runs on every log call, and capturing the frame is most of its cost: V8 walks the
  * stack down to the public method (`above`), describing each frame on the way, and then
- * the frame below it. So the log methods capture one frame in their own bodies
- * (node-client.js) and hand the call sites to `callerFrom`; `findCaller` serves the other
- * entry points. A file is classified once, and each call site gets one Caller object,
+ * the frame below it. So the log methods capture one frame first thing (`captureFrame`)
+ * and read it after (`callerOfFrame`); `findCaller` serves the other entry points. A file is classified once, and each call site gets one Caller object,
  * made and JSON-encoded once (record.js `frozenCaller`).
  */
 
@@ -55,6 +54,51 @@ export function asCallSites(_error, callSites) {
  */
 export function findCaller(above = findCaller) {
   return callerFrom(captureSites(above, NEAR_FRAMES), above);
+}
+
+/**
+ * The frame below `above`, captured and not yet read: V8 walks the stack here and
+ * describes the frame only when `callerOfFrame` reads it. A log method calls this first
+ * thing, so the frames V8 walks hold as few values as they can (each value of an optimized
+ * frame is decoded on the walk). Null when it cannot be captured.
+ *
+ * @param {Function} above frames above and including this function are skipped
+ * @returns {object|null}
+ */
+export function captureFrame(above) {
+  const limit = Error.stackTraceLimit;
+  const holder = {};
+  try {
+    Error.stackTraceLimit = NEAR_FRAMES;
+    Error.captureStackTrace(holder, above);
+  } catch {
+    return null; // a frozen Error constructor, a stack overflow: no caller
+  } finally {
+    Error.stackTraceLimit = limit;
+  }
+  return holder;
+}
+
+/**
+ * The app's frame of a `captureFrame` result, or null.
+ *
+ * @param {object|null} frame
+ * @param {Function} above the function given to `captureFrame`
+ * @returns {Caller|null}
+ */
+export function callerOfFrame(frame, above) {
+  if (frame === null) return null;
+  const prepare = Error.prepareStackTrace;
+  let callSites;
+  try {
+    Error.prepareStackTrace = asCallSites;
+    callSites = frame.stack;
+  } catch {
+    return null;
+  } finally {
+    Error.prepareStackTrace = prepare;
+  }
+  return Array.isArray(callSites) ? callerFrom(callSites, above) : null;
 }
 
 /**

@@ -12,7 +12,7 @@ import { resolveSettings } from './settings.js';
 import { Spool, MemorySpool, SpoolError, prepareDirectory, spoolFiles, moveAside } from './spool.js';
 import { Sender } from './sender.js';
 import { HttpTransport } from './transport.js';
-import { asCallSites, callerFrom, currentStack, findCaller } from './caller.js';
+import { callerOfFrame, captureFrame, currentStack, findCaller } from './caller.js';
 import { warnOnce } from './warnings.js';
 import * as context from './context.js';
 import { live, track, untrack, watchCrashes } from './lifecycle.js';
@@ -141,6 +141,11 @@ export class WorkerThreadsLogClient {
 
   // Logging: log() and the level methods (trace, debug, info, warn, error, fatal) are made
   // by logMethod() below the class.
+
+  /** A public log method's record, with the frame it captured (or null). */
+  _logCall(level, message, metadata, frame, above) {
+    this._log(level, message, metadata === undefined ? {} : metadata, null, callerOfFrame(frame, above));
+  }
 
   /**
    * @param {unknown} level
@@ -502,42 +507,28 @@ export class WorkerThreadsLogClient {
  * it returns (committed to the spool), and never throws. The metadata are the record's
  * fields; `autoCaller: false` leaves the caller out.
  *
- * The method captures the app's call site in its own body, not in a helper: V8 describes
- * each frame it walks to find the method (and each function inlined into one), and that
- * is most of what a log call costs, so a helper's frame shows in the benchmark
- * (docs/performance.md). Hence one body, made seven times.
+ * Finding the caller is most of what a log call costs: V8 describes each frame it walks to
+ * find the method, with every value the frame holds. So the method captures the frame
+ * first thing, while it holds little, and reads it after (docs/performance.md).
  *
  * @param {string} name
  * @param {string|null} fixedLevel
  * @returns {Function}
  */
 function logMethod(name, fixedLevel) {
+  // `this[name]`, not the function itself: a subclass's override that calls it is skipped too.
+  if (fixedLevel === null) {
+    return {
+      [name](level, message, metadata) {
+        const frame = metadata === undefined || wantsCaller(metadata) ? captureFrame(this[name]) : null;
+        this._logCall(level, message, metadata, frame, this[name]);
+      },
+    }[name];
+  }
   return {
-    [name](first, second, third) {
-      const level = fixedLevel ?? first;
-      const message = fixedLevel === null ? second : first;
-      const given = fixedLevel === null ? third : second;
-      const metadata = given === undefined ? {} : given;
-      // `this[name]`, not this function: a subclass's override that calls it is skipped too.
-      const above = this[name];
-      let callSites = null;
-      if (wantsCaller(metadata)) {
-        const prepare = Error.prepareStackTrace;
-        const limit = Error.stackTraceLimit;
-        try {
-          Error.prepareStackTrace = asCallSites;
-          Error.stackTraceLimit = 1;
-          const holder = {};
-          Error.captureStackTrace(holder, above);
-          callSites = holder.stack;
-        } catch {
-          callSites = null; // a frozen Error constructor, a stack overflow: no caller
-        } finally {
-          Error.prepareStackTrace = prepare;
-          Error.stackTraceLimit = limit;
-        }
-      }
-      this._log(level, message, metadata, null, Array.isArray(callSites) ? callerFrom(callSites, above) : null);
+    [name](message, metadata) {
+      const frame = metadata === undefined || wantsCaller(metadata) ? captureFrame(this[name]) : null;
+      this._logCall(fixedLevel, message, metadata, frame, this[name]);
     },
   }[name];
 }

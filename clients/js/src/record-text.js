@@ -75,6 +75,14 @@ export function encodeRecord({
   level, message, fields = null, common = null, requestContext = null, userContext = null,
   caller = null, now = Date.now(),
 }) {
+  if (requestContext == null && userContext == null && caller !== null && typeof message === 'string'
+    && fields !== null && typeof fields === 'object' && Number.isFinite(now)) {
+    const known = encodedCallers.get(caller);
+    if (known !== undefined) {
+      const body = fromLayout(known, level, message, fields, common, now);
+      if (body !== null) return { body, createdAt: now / 1000 };
+    }
+  }
   const text = new RecordText();
   text.add(fields);
   text.addCaller(caller);
@@ -84,11 +92,7 @@ export function encodeRecord({
   let createdAt = text.createdAt;
   if ((text.set & CREATED_AT_BIT) === 0) {
     createdAt = now / 1000;
-    if (now !== createdCache.now) {
-      createdCache.now = now;
-      createdCache.text = `,"created_at":${jsonOf(redact(createdAt))}`;
-    }
-    body += createdCache.text;
+    body += createdText(now);
   } else if (typeof createdAt !== 'number') {
     createdAt = now / 1000;
   }
@@ -221,12 +225,153 @@ export function frozenCaller(functionName, filePath, lineNo) {
   }
   const columns = entries.filter((entry) => entry.facts.column !== -1);
   encodedCallers.set(caller, {
+    layout: null,
+    candidate: null,
     entries,
     bits: columns.reduce((bits, entry) => bits | (1 << entry.facts.column), 0),
     columns: columns.map((entry) => `,${entry.facts.json}${entry.json}`).join(''),
     metadata: entries.filter((entry) => entry.facts.column === -1),
   });
   return caller;
+}
+
+/**
+ * @typedef {object} Layout
+ * A call site's record as fixed text around the parts that change from call to call: the
+ * event_id, created_at and the values of the fields. It holds for calls from that site
+ * with the same level, message, common fields and field names (in the same order), no
+ * contexts, and fields whose names fill no column and need no rule of their own.
+ * @property {unknown} level
+ * @property {string} message
+ * @property {object|null} common
+ * @property {unknown[]} commonValues
+ * @property {string[]} keys the field names, as Object.keys gives them
+ * @property {string} head up to the event_id's opening quote
+ * @property {string} afterId from the event_id's closing quote to created_at's text
+ * @property {string} beforeFields the common fields and the metadata's opening brace
+ * @property {string[]} members each field's `"key":`, from the second on with its comma
+ * @property {string} tail the caller's metadata members and the closing braces
+ */
+
+/**
+ * The record's text from the call site's layout, or null when the call does not fit it
+ * (then `encodeRecord` writes it field by field). A call that would fit a layout made from
+ * it is noted; the next such call from the site, with the same level, message and field
+ * names, makes the layout, so a site whose message changes on every call makes none.
+ *
+ * @returns {string|null}
+ */
+function fromLayout(known, level, message, fields, common, now) {
+  let keys;
+  try {
+    keys = Object.keys(fields);
+  } catch {
+    return null;
+  }
+  const layout = known.layout;
+  if (layout === null || !fits(layout, level, message, common, keys)) {
+    const candidate = known.candidate;
+    if (candidate !== null && fits(candidate, level, message, common, keys)) {
+      known.layout = makeLayout(known, level, message, common, keys);
+      known.candidate = null;
+    } else {
+      known.candidate = { level, message, common, commonValues: commonValuesOf(common), keys };
+    }
+    return null;
+  }
+  let text = `${layout.head}${uuidv7(now)}${layout.afterId}${createdText(now)}${layout.beforeFields}`;
+  for (let i = 0; i < keys.length; i += 1) {
+    let value;
+    try {
+      value = fields[keys[i]];
+    } catch {
+      return null;
+    }
+    let json;
+    switch (typeof value) {
+      case 'string':
+        json = NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
+        break;
+      case 'number':
+        json = Number.isFinite(value) ? `${value}` : 'null';
+        break;
+      case 'boolean':
+        json = value ? 'true' : 'false';
+        break;
+      default:
+        if (value !== null) return null; // an object, undefined, a bigint: field by field
+        json = 'null';
+    }
+    text += `${layout.members[i]}${json}`;
+  }
+  return `${text}${layout.tail}`;
+}
+
+function fits(layout, level, message, common, keys) {
+  if (layout.level !== level || layout.message !== message || layout.common !== common) return false;
+  const known = layout.keys;
+  if (known.length !== keys.length) return false;
+  for (let i = 0; i < keys.length; i += 1) if (known[i] !== keys[i]) return false;
+  if (common === null) return true;
+  const values = layout.commonValues;
+  for (let i = 0; i < COMMON_COLUMNS.length; i += 1) {
+    if (common[COMMON_COLUMNS[i].key] !== values[i]) return false;
+  }
+  return true;
+}
+
+function commonValuesOf(common) {
+  return common === null ? [] : COMMON_COLUMNS.map((column) => common[column.key]);
+}
+
+/** The layout of `known`'s call site for these calls, or a layout that fits no call. */
+function makeLayout(known, level, message, common, keys) {
+  const never = { level: NaN, message: '', common: null, commonValues: [], keys: [] };
+  const callerKeys = known.metadata.map((entry) => entry.key);
+  for (const key of keys) {
+    const facts = factsOf(key);
+    if (isOptionKey(key) || key === 'metadata' || facts.column !== -1 || facts.sensitive
+      || key in Object.prototype || ARRAY_INDEX.test(key) || callerKeys.includes(key)) {
+      return never;
+    }
+  }
+  const commonValues = commonValuesOf(common);
+  if (commonValues.some((value) => value !== null && typeof value === 'object')) return never;
+  const members = keys.map((key, i) => `${i === 0 ? '' : ','}${factsOf(key).json}`);
+  const callerMembers = known.metadata.map((entry) => `${entry.facts.json}${entry.json}`).join(',');
+  const hasMetadata = keys.length > 0 || callerMembers !== '';
+  let tail = '}';
+  if (callerMembers !== '') tail = `${keys.length > 0 ? ',' : ''}${callerMembers}}}`;
+  else if (hasMetadata) tail = '}}';
+  return {
+    level,
+    message,
+    common,
+    commonValues,
+    keys,
+    head: flat(`${levelHead(level)}${quote(message)},"event_id":"`),
+    afterId: flat(`"${known.columns}`),
+    beforeFields: flat(`${common ? commonText(common, known.bits) : ''}${hasMetadata ? ',"metadata":{' : ''}`),
+    members: members.map(flat),
+    tail: flat(tail),
+  };
+}
+
+/** `,"created_at":...` for `now` (ms), the same text for the records of one millisecond. */
+function createdText(now) {
+  if (now !== createdCache.now) {
+    createdCache.now = now;
+    createdCache.text = flat(`,"created_at":${jsonOf(redact(now / 1000))}`);
+  }
+  return createdCache.text;
+}
+
+/**
+ * `text` as one flat string: the layout's pieces are copied into each record, and V8
+ * copies a flat string in one piece where a joined one is walked part by part.
+ */
+function flat(text) {
+  return JSON.parse(JSON.stringify(text));
 }
 
 /** The JSON text of a value `redact` made. */

@@ -115,3 +115,52 @@ test('encodeRecord writes the text of the built record for random fields', () =>
     });
   }
 });
+
+test('encodeRecord writes the built record\'s text for repeated calls from one call site', () => {
+  // The second call of a shape makes the site's layout and the later ones use it; every
+  // call must still give the text of the built record, whatever its values.
+  let seed = 777;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  const pick = (list) => list[Math.floor(random() * list.length)];
+  const values = [0, -0, -1, 2.5, 1e21, NaN, Infinity, true, false, null, undefined, '', 'text', 'with "quote"',
+    'new\nline', '\ud83d', 'é', 7n, { k: 1 }, [1]];
+  const shapes = [[], ['order_id', 'amount', 'currency'], ['a'], ['b', 'a'], ['line_no', 'x'], ['token'],
+    ['é', 'ok'], ['12', 'a'], ['metadata'], ['trace_id'], ['constructor']];
+  const sites = [
+    frozenCaller('checkout', '/app/shop.js', 7),
+    frozenCaller('<anonymous>', null, null),
+    frozenCaller('quoted', '/app/"x".js', 1),
+  ];
+  const commons = [COMMON, { ...COMMON, service: 'other' }, null];
+  for (let i = 0; i < 2000; i += 1) {
+    const shape = pick(shapes);
+    const fields = {};
+    for (const key of shape) fields[key] = random() < 0.9 ? pick(values.slice(0, 16)) : pick(values);
+    assertEncodesAsBuilt({
+      level: random() < 0.9 ? 'INFO' : pick(['warn', 'ERROR', 7]),
+      message: random() < 0.9 ? 'Order paid' : pick(['other', 'a "b"', 'line\n']),
+      fields,
+      caller: pick(sites),
+      common: random() < 0.95 ? commons[0] : pick(commons),
+      now: random() < 0.98 ? 1_700_000_000_000 + i : pick([0, 1.5, 1_700_000_000_000.25]),
+    });
+  }
+  // A common object changed between calls, and a getter that throws once the layout is made.
+  const common = { ...COMMON };
+  const caller = frozenCaller('site', '/app/site.js', 3);
+  for (let i = 0; i < 4; i += 1) assertEncodesAsBuilt({ level: 'INFO', message: 'm', fields: { a: i }, caller, common, now: 10 + i });
+  common.service = 'renamed';
+  assertEncodesAsBuilt({ level: 'INFO', message: 'm', fields: { a: 1 }, caller, common, now: 20 });
+  let reads = 0;
+  const flaky = {
+    get a() {
+      reads += 1;
+      if (reads > 6) throw new Error('gone');
+      return 'same';
+    },
+  };
+  for (let i = 0; i < 5; i += 1) assertEncodesAsBuilt({ level: 'INFO', message: 'm', fields: flaky, caller, common, now: 30 + i });
+});
