@@ -5,8 +5,9 @@
  *
  * This runs on every log call, and capturing the frame is most of its cost: V8 walks the
  * stack down to the public method (`above`), describing each frame on the way, and then
- * the frame below it. So the log methods capture one frame first thing (`captureFrame`)
- * and read it after (`callerOfFrame`); `findCaller` serves the other entry points. A file is classified once, and each call site gets one Caller object,
+ * the frame below it. So the log methods capture one frame first thing, in their own bodies
+ * (node-client.js), and read it after (`callerOfFrame`); `findCaller` serves the other entry
+ * points. A file is classified once, and each call site gets one Caller object,
  * made and JSON-encoded once (record.js `frozenCaller`).
  */
 
@@ -57,33 +58,12 @@ export function findCaller(above = findCaller) {
 }
 
 /**
- * The frame below `above`, captured and not yet read: V8 walks the stack here and
- * describes the frame only when `callerOfFrame` reads it. A log method calls this first
- * thing, so the frames V8 walks hold as few values as they can (each value of an optimized
- * frame is decoded on the walk). Null when it cannot be captured.
- *
- * @param {Function} above frames above and including this function are skipped
- * @returns {object|null}
- */
-export function captureFrame(above) {
-  const limit = Error.stackTraceLimit;
-  const holder = {};
-  try {
-    Error.stackTraceLimit = NEAR_FRAMES;
-    Error.captureStackTrace(holder, above);
-  } catch {
-    return null; // a frozen Error constructor, a stack overflow: no caller
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-  return holder;
-}
-
-/**
- * The app's frame of a `captureFrame` result, or null.
+ * The app's frame from `frame`, an object on which `Error.captureStackTrace(frame, above)`
+ * captured one frame and whose `stack` is not read yet (V8 describes the frames only
+ * then), or null.
  *
  * @param {object|null} frame
- * @param {Function} above the function given to `captureFrame`
+ * @param {Function} above the function given to `Error.captureStackTrace`
  * @returns {Caller|null}
  */
 export function callerOfFrame(frame, above) {

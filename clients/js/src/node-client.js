@@ -12,7 +12,7 @@ import { resolveSettings } from './settings.js';
 import { Spool, MemorySpool, SpoolError, prepareDirectory, spoolFiles, moveAside } from './spool.js';
 import { Sender } from './sender.js';
 import { HttpTransport } from './transport.js';
-import { callerOfFrame, captureFrame, currentStack, findCaller } from './caller.js';
+import { callerOfFrame, currentStack, findCaller } from './caller.js';
 import { warnOnce } from './warnings.js';
 import * as context from './context.js';
 import { live, track, untrack, watchCrashes } from './lifecycle.js';
@@ -508,8 +508,9 @@ export class WorkerThreadsLogClient {
  * fields; `autoCaller: false` leaves the caller out.
  *
  * Finding the caller is most of what a log call costs: V8 describes each frame it walks to
- * find the method, with every value the frame holds. So the method captures the frame
- * first thing, while it holds little, and reads it after (docs/performance.md).
+ * find the method, with every value the frame holds, and each function inlined into it.
+ * So the method captures the frame first thing, while it holds little, in its own body
+ * rather than a helper's, and reads it after (docs/performance.md). Hence two bodies.
  *
  * @param {string} name
  * @param {string|null} fixedLevel
@@ -520,14 +521,40 @@ function logMethod(name, fixedLevel) {
   if (fixedLevel === null) {
     return {
       [name](level, message, metadata) {
-        const frame = metadata === undefined || wantsCaller(metadata) ? captureFrame(this[name]) : null;
+        // The caller's frame, captured first thing and read in _logCall (caller.js callerOfFrame).
+        let frame = null;
+        if (metadata === undefined || wantsCaller(metadata)) {
+          const limit = Error.stackTraceLimit;
+          frame = {};
+          try {
+            Error.stackTraceLimit = 1;
+            Error.captureStackTrace(frame, this[name]);
+          } catch {
+            frame = null; // a frozen Error constructor, a stack overflow: no caller
+          } finally {
+            Error.stackTraceLimit = limit;
+          }
+        }
         this._logCall(level, message, metadata, frame, this[name]);
       },
     }[name];
   }
   return {
     [name](message, metadata) {
-      const frame = metadata === undefined || wantsCaller(metadata) ? captureFrame(this[name]) : null;
+      // The caller's frame, captured first thing and read in _logCall (caller.js callerOfFrame).
+      let frame = null;
+      if (metadata === undefined || wantsCaller(metadata)) {
+        const limit = Error.stackTraceLimit;
+        frame = {};
+        try {
+          Error.stackTraceLimit = 1;
+          Error.captureStackTrace(frame, this[name]);
+        } catch {
+          frame = null; // a frozen Error constructor, a stack overflow: no caller
+        } finally {
+          Error.stackTraceLimit = limit;
+        }
+      }
       this._logCall(fixedLevel, message, metadata, frame, this[name]);
     },
   }[name];
