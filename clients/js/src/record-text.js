@@ -184,9 +184,9 @@ class RecordText {
     }
   }
 
-  /** Add `key` unless it is there already (or is a name `{}` inherits, as `key in {}`). */
+  /** Add `key` unless it is there already. */
   addMetadata(key, keyJson, value, json) {
-    if (key in Object.prototype || this._keys.includes(key)) return;
+    if (this._keys.includes(key)) return;
     this._keys.push(key);
     const member = `${keyJson}${json ?? jsonOf(value)}`;
     const code = key.charCodeAt(0);
@@ -331,7 +331,7 @@ function makeLayout(known, level, message, common, keys) {
   for (const key of keys) {
     const facts = factsOf(key);
     if (isOptionKey(key) || key === 'metadata' || facts.column !== -1 || facts.sensitive
-      || key in Object.prototype || ARRAY_INDEX.test(key) || callerKeys.includes(key)) {
+      || ARRAY_INDEX.test(key) || callerKeys.includes(key)) {
       return never;
     }
   }

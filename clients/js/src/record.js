@@ -280,11 +280,23 @@ function copyArray(items, depth, parents) {
 
 function copyEntry(out, key, item, depth, parents) {
   if (isSensitive(key)) {
-    if (item !== undefined) out[key] = REDACTED;
+    if (item !== undefined) setOwn(out, key, REDACTED);
     return;
   }
   const copy = safeCopy(item, depth + 1, parents);
-  if (copy !== undefined) out[key] = copy;
+  if (copy !== undefined) setOwn(out, key, copy);
+}
+
+/**
+ * `object[key] = value` as an own property whatever the key: `__proto__` too, which an
+ * assignment would take as the object's prototype, and so leave out of its JSON.
+ */
+function setOwn(object, key, value) {
+  if (key === '__proto__') {
+    Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    object[key] = value;
+  }
 }
 
 function isErrorLike(value) {
@@ -398,7 +410,7 @@ export function buildRecord({
   }
   for (const extra of explicit) {
     for (const [key, value] of Object.entries(extra)) {
-      if (!(key in metadata)) metadata[key] = value;
+      if (!Object.hasOwn(metadata, key)) setOwn(metadata, key, value);
     }
   }
   if (Object.keys(metadata).length > 0) record.metadata = metadata;
@@ -421,8 +433,9 @@ function addSource(record, metadata, explicit, source) {
       explicit.push(value);
     } else if (COLUMNS.has(key) && !CALL_KEYS.has(key)) {
       if (record[key] === undefined) record[key] = value;
-    } else if (!(key in metadata)) {
-      metadata[key] = value;
+    } else if (!Object.hasOwn(metadata, key)) {
+      // Own keys only: a field named `constructor` or `toString` is the caller's data.
+      setOwn(metadata, key, value);
     }
   }
 }

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { LEVELS, buildRecord, errorFields, normalizeLevel, redact, uuidv7 } from '../../src/record.js';
+import { encodeRecord } from '../../src/record-text.js';
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const COMMON = { service: 'shop', environment: 'test', service_version: 'v1.2.3', log_type: 'FRONTEND' };
@@ -257,4 +258,18 @@ test('errorFields reads values that are no Error', () => {
   assert.deepEqual({ stack_trace: 'oops', error_type: 'string' }, errorFields('oops'));
   assert.deepEqual({ stack_trace: '{"code":7}', error_type: 'Object' }, errorFields({ code: 7 }));
   assert.deepEqual({ stack_trace: null, error_type: null }, errorFields(undefined));
+});
+
+test('fields named like Object.prototype members are kept, __proto__ too', () => {
+  const fields = JSON.parse('{"constructor": "c", "toString": "t", "hasOwnProperty": 1, "__proto__": {"a": 1}, '
+    + '"nested": {"__proto__": {"b": 2}, "valueOf": 3}}');
+  const text = JSON.stringify(buildRecord({ level: 'INFO', message: 'm', fields, now: 1 }));
+  const metadata = JSON.parse(text).metadata;
+  assert.deepEqual(Object.keys(metadata), ['constructor', 'toString', 'hasOwnProperty', '__proto__', 'nested']);
+  assert.equal(metadata.constructor, 'c');
+  assert.equal(metadata.toString, 't');
+  assert.deepEqual(JSON.parse(JSON.stringify(metadata.__proto__)), { a: 1 });
+  assert.ok(text.includes('"nested":{"__proto__":{"b":2},"valueOf":3}'));
+  const { body } = encodeRecord({ level: 'INFO', message: 'm', fields, now: 1 });
+  assert.equal(body.replace(/"event_id":"[^"]+"/, ''), text.replace(/"event_id":"[^"]+"/, ''));
 });
