@@ -484,6 +484,45 @@ def test_a_spool_closed_with_rows_left_is_adopted_with_its_rows(spools):
     assert owner_alive(spool.path)  # the adopter holds the lock now
 
 
+HOLD_WITH_SQLITE_LOCK_ONLY = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("PRAGMA locking_mode=EXCLUSIVE")
+conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('adopted_by', 'no-flock')")
+print("holding", flush=True)
+sys.stdin.readline()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="F_GETLK's struct is Linux's")
+def test_a_spool_held_by_sqlites_lock_alone_is_in_use(spools):
+    """The JavaScript client owns its spool through SQLite's exclusive lock, with no
+    flock: such a file is not adopted, and shows as in use, until its holder ends."""
+    spool = spools()
+    appended = fill(spool, 3)
+    spool.close(remove_if_empty=False)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WITH_SQLITE_LOCK_ONLY, str(spool.path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        held = owner_alive(spool.path)
+        with pytest.raises(NotAdoptable, match="in use"):
+            Spool.adopt(spool.path)
+    finally:
+        holder.stdin.close()
+        holder.wait(30)
+        holder.stdout.close()
+
+    assert held
+    assert not owner_alive(spool.path)
+    adopted = spools.adopt(spool.path, target_url=URL)
+    assert appended == bodies_of(adopted.read_batch(10))
+
+
 ADOPT_AND_READ = """
 import json, sys
 from pathlib import Path

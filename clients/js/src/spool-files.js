@@ -6,10 +6,14 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import crypto from 'node:crypto';
 import { warnOnce } from './warnings.js';
 
 export const SUFFIX = '.spool';
-const SIDE_SUFFIXES = ['-wal', '-shm', '.status'];
+// Beside a live spool: what it held at its owner's last snapshot, for `log-collector
+// status`, which cannot read a file another process holds in exclusive locking mode.
+export const SNAPSHOT_SUFFIX = '.status';
+const SIDE_SUFFIXES = ['-wal', '-shm', SNAPSHOT_SUFFIX];
 
 /**
  * Make `dir` (mode 0700) if missing; an unsafe directory (another user's, or one others
@@ -90,4 +94,55 @@ export function moveAside(file, why) {
   }
   warnOnce(`corrupt:${file}`, `log-collector: moved unusable spool ${file} aside to ${target}: ${why}`);
   return target;
+}
+
+/**
+ * Write the status snapshot of the live spool `file` (the document the Python client's
+ * `log_collector/client/spool/_files.py` writes and `log-collector status` reads): to a new
+ * temporary name, then renamed, so a reader never sees half of it. The temporary name is
+ * unique and opened with O_EXCL and O_NOFOLLOW (never an existing name, a planted link
+ * included); the rename replaces a link at the final name rather than writing through it.
+ * Best effort: a full disk only leaves it stale.
+ *
+ * @param {string} file
+ * @param {object} doc
+ */
+export function writeSnapshot(file, doc) {
+  const final = `${file}${SNAPSHOT_SUFFIX}`;
+  const temporary = `${final}.${crypto.randomBytes(4).toString('hex')}.tmp`;
+  let fd;
+  try {
+    const { O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW } = fs.constants;
+    fd = fs.openSync(temporary, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
+  } catch {
+    return;
+  }
+  try {
+    fs.writeSync(fd, JSON.stringify(doc));
+    fs.closeSync(fd);
+    fd = null;
+    fs.renameSync(temporary, final);
+  } catch {
+    if (fd !== null) {
+      try {
+        fs.closeSync(fd);
+      } catch {
+        // closed already
+      }
+    }
+    try {
+      fs.unlinkSync(temporary);
+    } catch {
+      // gone already
+    }
+  }
+}
+
+/** Remove the status snapshot of `file` (its owner closes it). */
+export function removeSnapshot(file) {
+  try {
+    fs.unlinkSync(`${file}${SNAPSHOT_SUFFIX}`);
+  } catch {
+    // none written, or gone already
+  }
 }

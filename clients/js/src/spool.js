@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { warnOnce } from './warnings.js';
-import { SUFFIX, removeSpoolFiles } from './spool-files.js';
+import { SUFFIX, removeSnapshot, removeSpoolFiles, writeSnapshot } from './spool-files.js';
 import { ADD_TO_COUNTER, SpoolError, applySchema, enterWal, isBusy, isCorruption, openConnection } from './spool-sqlite.js';
 
 export { SUFFIX, prepareDirectory, spoolFiles, removeSpoolFiles, moveAside } from './spool-files.js';
@@ -39,6 +39,8 @@ const DROP_HEADROOM = 0.05;
 // Rows appended or deleted between the sender's WAL checkpoints (the log call never
 // checkpoints: wal_autocheckpoint=0 on the one connection).
 const CHECKPOINT_ROWS = 1000;
+// The status snapshot is written at most this often (ms), from the sender's passes.
+const SNAPSHOT_EVERY_MS = 1000;
 
 /**
  * One spool file this process owns: its own, or an orphan it adopted.
@@ -74,6 +76,8 @@ export class Spool {
     this._rowSize = db.prepare('SELECT length(CAST(body AS BLOB)) FROM records WHERE id = ?').pluck();
     this._countDead = db.prepare('SELECT count(*) FROM dead_letters').pluck();
     this._countRows = db.prepare('SELECT count(*) FROM records').pluck();
+    this._oldestCreated = db.prepare('SELECT created_at FROM records ORDER BY id LIMIT 1').pluck();
+    this._meta = db.prepare('SELECT key, value FROM meta').raw();
     const totals = db.prepare(
       'SELECT count(*) AS n, coalesce(sum(length(CAST(body AS BLOB))), 0) AS bytes, coalesce(max(id), 0) AS last FROM records',
     ).get();
@@ -84,6 +88,8 @@ export class Spool {
     /** Drops by reason since this process opened the file. */
     this.dropped = {};
     this.deadLettered = 0;
+    this._snapshotAt = -Infinity;
+    this.writeSnapshot({ force: true });
   }
 
   /**
@@ -335,9 +341,47 @@ export class Spool {
    * @param {{force?: boolean}} [when]
    */
   checkpoint({ force = false } = {}) {
-    if (this.closed || (!force && this._sinceCheckpoint < CHECKPOINT_ROWS)) return;
-    this._db.pragma('wal_checkpoint(TRUNCATE)');
-    this._sinceCheckpoint = 0;
+    if (this.closed) return;
+    if (force || this._sinceCheckpoint >= CHECKPOINT_ROWS) {
+      this._db.pragma('wal_checkpoint(TRUNCATE)');
+      this._sinceCheckpoint = 0;
+    }
+    this.writeSnapshot();
+  }
+
+  /**
+   * Write what `log-collector status` shows for this file while this process holds it:
+   * the in-memory totals, the oldest row's time (one lookup by id) and the counters kept
+   * in `meta`. At most once a second unless `force`; a failure only leaves it stale.
+   *
+   * @param {{force?: boolean}} [when]
+   */
+  writeSnapshot({ force = false } = {}) {
+    const now = Date.now();
+    if (this.closed || (!force && now - this._snapshotAt < SNAPSHOT_EVERY_MS)) return;
+    this._snapshotAt = now;
+    let doc;
+    try {
+      const meta = Object.fromEntries(this._meta.all());
+      const dropped = {};
+      for (const [key, value] of Object.entries(meta)) {
+        if (key.startsWith('dropped:')) dropped[key.slice('dropped:'.length)] = Number(value);
+      }
+      doc = {
+        rows: this._rows,
+        bytes: this._bytes,
+        oldest_created_at: this._rows === 0 ? null : (this._oldestCreated.get() ?? null),
+        dead_letters: this.deadLetterCount(),
+        target_url: meta.target_url ?? null,
+        service: meta.service ?? null,
+        pid: String(process.pid),
+        dropped,
+        written_at: now / 1000,
+      };
+    } catch {
+      return; // the file cannot be read now: the last snapshot stays
+    }
+    writeSnapshot(this.path, doc);
   }
 
   /**
@@ -356,6 +400,8 @@ export class Spool {
     } catch {
       removable = false;
     }
+    // A closed file is read directly: its snapshot goes before its lock does.
+    removeSnapshot(this.path);
     try {
       this._db.close();
     } catch {

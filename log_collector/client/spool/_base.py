@@ -8,6 +8,8 @@ import fcntl
 import logging
 import os
 import stat
+import struct
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +101,31 @@ def _lock(fd: int) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+# SQLite's unix VFS locks these bytes of a database file with POSIX record locks: the
+# pending byte, the reserved byte and the 510-byte shared range after them. A connection in
+# exclusive locking mode (every live spool's) holds a lock there for as long as it lives.
+# https://www.sqlite.org/lockingv3.html, os_unix.c (PENDING_BYTE, SHARED_FIRST, SHARED_SIZE)
+_SQLITE_LOCK_START = 0x40000000
+_SQLITE_LOCK_LEN = 2 + 510
+# Linux's struct flock: l_type, l_whence, l_start, l_len, l_pid (and padding to 32 bytes).
+_FLOCK = struct.Struct("hhqqi4x")
+
+
+def _sqlite_locked(fd: int) -> bool:
+    """Whether another process holds SQLite's lock on the database file open as ``fd``:
+    a client that owns its spool without ``flock`` (the JavaScript client has none) is
+    alive while it does. Asks with F_GETLK, which takes no lock, so closing ``fd`` later
+    drops nothing of this process. False where the layout of struct flock is not Linux's."""
+    if not sys.platform.startswith("linux"):
+        return False
+    query = _FLOCK.pack(fcntl.F_WRLCK, os.SEEK_SET, _SQLITE_LOCK_START, _SQLITE_LOCK_LEN, 0)
+    try:
+        answer = fcntl.fcntl(fd, fcntl.F_GETLK, query)
+    except OSError:
+        return False
+    return _FLOCK.unpack(answer)[0] != fcntl.F_UNLCK
 
 
 def _open_regular(path: Path, flags: int) -> int:

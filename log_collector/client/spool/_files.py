@@ -23,6 +23,7 @@ from ._base import (
     UnsafeSpoolFile,
     _lock,
     _open_regular,
+    _sqlite_locked,
     logger,
 )
 from ._sqlite import Role, connect, is_corruption
@@ -177,7 +178,8 @@ def candidates(
 
 
 def owner_alive(path: Path) -> bool:
-    """Whether a live process holds the spool's lock."""
+    """Whether a live process holds the spool's lock: its ``flock`` (a Python client's),
+    or SQLite's lock on the file (the JavaScript client's, which has no ``flock``)."""
     try:
         fd = _open_regular(path, os.O_RDONLY)
     except (FileNotFoundError, UnsafeSpoolFile):  # a link locks nothing of ours
@@ -185,7 +187,7 @@ def owner_alive(path: Path) -> bool:
     try:
         if _lock(fd):
             fcntl.flock(fd, fcntl.LOCK_UN)
-            return False
+            return _sqlite_locked(fd)
         return True
     finally:
         os.close(fd)

@@ -18,6 +18,7 @@ from ._base import (
     _lock,
     _open_regular,
     _remove_files,
+    _sqlite_locked,
 )
 from ._files import read_meta
 from ._sqlite import connect, is_busy, transaction
@@ -54,7 +55,7 @@ def lock_orphan(path: Path) -> int:
     except FileNotFoundError:
         raise NotAdoptable(f"{path} vanished") from None
     try:
-        if not _lock(fd):
+        if not _lock(fd) or _sqlite_locked(fd):
             raise NotAdoptable(f"{path} is in use by a live process")
         # The previous owner may have removed the file after we opened it; a
         # lock on an unlinked inode protects nothing.

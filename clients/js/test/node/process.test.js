@@ -8,10 +8,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createLogClient } from '../../src/index.js';
-import { LogServer, useServer, tempDir, freePort, waitFor, sleep, within } from './helpers/server.js';
+import { LogServer, SERVER_BIN, useServer, tempDir, freePort, waitFor, sleep, within } from './helpers/server.js';
 
 const HELPERS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers');
 const TRIALS = process.env.LOG_COLLECTOR_SLOW === '1' ? 20 : 3;
@@ -134,6 +134,47 @@ test('a full spool drops the oldest records, counts them, and says so once there
     await later.stop();
     later.cleanup();
   }
+});
+
+/** Run the Python CLI (`log-collector ...`) without blocking the event loop. */
+function cli(...args) {
+  return new Promise((resolve) => {
+    execFile(SERVER_BIN, args, { encoding: 'utf8' }, (error, stdout, stderr) => {
+      resolve({ code: error ? error.code : 0, stdout, stderr });
+    });
+  });
+}
+
+test('log-collector status shows a live Node spool from its snapshot, and replay leaves it alone', async () => {
+  const dir = spoolDir();
+  const url = `http://127.0.0.1:${await freePort()}`;
+  const client = createLogClient(url, { service: 'status-live', spoolDir: dir, flushInterval: 50 });
+  for (let i = 0; i < 7; i += 1) client.info('waiting for a server', { i });
+  const file = path.join(dir, fs.readdirSync(dir).find((name) => name.endsWith('.spool')));
+  // The sender writes the snapshot on its passes, here each failed attempt, at most once a second.
+  const info = await waitFor(async () => {
+    const shown = await cli('status', '--json', file);
+    const doc = JSON.parse(shown.stdout);
+    return doc.rows === 7 ? doc : null;
+  }, { what: 'a snapshot with 7 rows', everyMs: 200 });
+  const text = await cli('status', file);
+  const replayed = await cli('replay', file, '--timeout', '1');
+  const rowsWhileLive = client.stats().pending;
+  await client.close(0);
+  const after = JSON.parse((await cli('status', '--json', file)).stdout);
+
+  assert.equal(info.owner_alive, true);
+  assert.equal(info.pid, String(process.pid));
+  assert.equal(info.target_url, url);
+  assert.equal(info.service, 'status-live');
+  assert.ok(info.bytes > 0 && info.oldest_age >= 0 && info.snapshot_age >= 0, JSON.stringify(info));
+  assert.match(text.stdout.replace(/\s+/g, ' '), new RegExp(`owner alive \\(pid ${process.pid}\\), figures as of`));
+  assert.notEqual(replayed.code, 0);
+  assert.match(replayed.stdout + replayed.stderr, /in use by a live process/);
+  assert.equal(rowsWhileLive, 7, 'replay took nothing from the live spool');
+  assert.equal(fs.existsSync(`${file}.status`), false, 'close removes the snapshot');
+  assert.equal(after.owner_alive, false);
+  assert.equal(after.rows, 7);
 });
 
 test('two clients in one process keep separate spools and never adopt each other\'s', async () => {
