@@ -22,6 +22,7 @@ import click
 from ._version import __version__
 from .client.settings import ConfigError, default_spool_dir
 from .client.spool import NotAdoptable, SpoolError, inspect, spool_files
+from .client.wires import WIRES
 from .server.command import migrate, retention, serve
 from .server.store import StoreUnavailable
 
@@ -153,16 +154,28 @@ def status(paths: tuple[Path, ...], as_json: bool) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--server", "server_url", help="Send here instead of each spool's own target.")
+@click.option(
+    "--wire",
+    type=click.Choice(WIRES),
+    help="Send on this wire instead of each spool's own (its client's; log-collector if unset).",
+)
 @click.option("--api-key", envvar="LOG_COLLECTOR_API_KEY", help="Bearer key for the server.")
 @click.option("--timeout", default=60.0, show_default=True, help="Give up after this many seconds.")
 def replay(
-    paths: tuple[Path, ...], server_url: str | None, api_key: str | None, timeout: float
+    paths: tuple[Path, ...],
+    server_url: str | None,
+    wire: str | None,
+    api_key: str | None,
+    timeout: float,
 ) -> None:
     """Drain spool files (or directories of them) to a server; exit 0 only when empty.
 
     Exits 1 when rows are left (server unreachable until --timeout), when the
     server refused records (they stay as dead letters: see dead-letters), or
     when a spool file was skipped.
+
+    Each spool goes on the wire its client used (kept in the file): this project's
+    JSON to SERVER/logs, or OTLP protobuf to SERVER/v1/logs.
 
     \b
     Example:
@@ -174,7 +187,7 @@ def replay(
     _paths_or_default(paths)
     if server_url is not None:
         server_url = _url(server_url)
-    found = replaying.open_spools(list(paths), server_url=server_url)
+    found = replaying.open_spools(list(paths), server_url=server_url, wire=wire)
     if not _report_skipped(found.skipped, usable=len(found.spools)):
         return
     with click.progressbar(

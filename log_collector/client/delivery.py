@@ -23,7 +23,8 @@ from .orphans import ADOPT_INTERVAL, Orphans
 from .sender import Sender, Source
 from .settings import Settings
 from .spool import Spool, SpoolError, is_corruption, move_aside, private_spool_dir, salvage
-from .transport import HttpTransport, encode_batch
+from .transport import HttpTransport
+from .wires import wire_transport
 
 logger = logging.getLogger("log_collector")
 
@@ -144,6 +145,7 @@ class Delivery:
                     s.spool_dir,
                     target_url=s.server_url,
                     service=s.service,
+                    wire=s.wire,
                     durability=s.durability,
                     max_bytes=s.max_spool_bytes,
                     full_policy=s.spool_full_policy,
@@ -426,18 +428,7 @@ class Delivery:
     def _wire(self) -> tuple[HttpTransport, Callable[..., bytes]]:
         """The transport and body encoder of ``settings.wire``."""
         s = self.settings
-        if s.wire == "otlp":
-            from . import otlp  # only this wire needs opentelemetry-proto
-
-            transport = HttpTransport(
-                s.logs_url,
-                timeout=s.timeout,
-                api_key=s.api_key,
-                content_type=otlp.CONTENT_TYPE,
-                classify=otlp.classify_otlp,
-            )
-            return transport, otlp.encode
-        return HttpTransport(s.logs_url, timeout=s.timeout, api_key=s.api_key), encode_batch
+        return wire_transport(s.server_url, s.wire, timeout=s.timeout, api_key=s.api_key)
 
     def _drained(self, source: Source) -> None:
         if self._orphans.remove(source):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .sender import Sender
 from .spool import NotAdoptable, Spool, SpoolError, owner_alive, read_meta, spool_files
-from .transport import HttpTransport
+from .wires import DEFAULT_WIRE, WIRES, wire_transport
 
 
 @dataclass
@@ -36,9 +36,10 @@ class ReplayReport:
 
 @dataclass
 class OpenSpools:
-    """Spool files adopted for draining, grouped by the server they go to."""
+    """Spool files adopted for draining, grouped by the server they go to and the wire
+    they go on."""
 
-    groups: dict[str, list[Spool]] = field(default_factory=dict)
+    groups: dict[tuple[str, str], list[Spool]] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
     @property
@@ -76,9 +77,15 @@ def not_a_spool(path: Path) -> str | None:
     return None
 
 
-def open_spools(paths: list[Path], *, server_url: str | None = None) -> OpenSpools:
+def open_spools(
+    paths: list[Path], *, server_url: str | None = None, wire: str | None = None
+) -> OpenSpools:
     """Adopt every spool file in ``paths`` (directories included); the files that
-    cannot be adopted are listed in ``skipped`` with the reason."""
+    cannot be adopted are listed in ``skipped`` with the reason. Each goes to
+    ``server_url`` on ``wire``, by default to the server and on the wire its writer
+    recorded (the default wire when it recorded none)."""
+    if wire is not None and wire not in WIRES:
+        raise ValueError(f"unknown wire {wire!r}: one of {', '.join(WIRES)}")
     found = OpenSpools()
     for path in spool_files(paths):
         why = not_a_spool(path)
@@ -95,7 +102,12 @@ def open_spools(paths: list[Path], *, server_url: str | None = None) -> OpenSpoo
             found.skipped.append((str(path), "no target server recorded; pass --server"))
             spool.close(remove_if_empty=False)
             continue
-        found.groups.setdefault(target.rstrip("/"), []).append(spool)
+        way = wire or spool.wire() or DEFAULT_WIRE
+        if way not in WIRES:
+            found.skipped.append((str(path), f"written for the unknown wire {way!r}; pass --wire"))
+            spool.close(remove_if_empty=False)
+            continue
+        found.groups.setdefault((target.rstrip("/"), way), []).append(spool)
     return found
 
 
@@ -115,10 +127,12 @@ def send(
     deadline = time.monotonic() + timeout
     spools = found.spools
     total = found.pending()
-    for target, group in found.groups.items():
+    for (target, wire), group in found.groups.items():
+        transport, encode = wire_transport(target, wire, timeout=request_timeout, api_key=api_key)
         sender = Sender(
             sources=lambda group=group: list(group),
-            transport=HttpTransport(target + "/logs", timeout=request_timeout, api_key=api_key),
+            transport=transport,
+            encode=encode,
             batch_size=batch_size,
             flush_interval=0.1,
             compress=True,
@@ -145,6 +159,7 @@ def replay(
     paths: list[Path],
     *,
     server_url: str | None = None,
+    wire: str | None = None,
     api_key: str | None = None,
     timeout: float = 60.0,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
@@ -152,5 +167,5 @@ def replay(
     """Send every row of the spool files in ``paths`` (directories included)
     to ``server_url`` (default: the server each spool was written for), until
     they are empty or ``timeout`` seconds pass."""
-    found = open_spools(paths, server_url=server_url)
+    found = open_spools(paths, server_url=server_url, wire=wire)
     return send(found, api_key=api_key, timeout=timeout, on_progress=on_progress)

@@ -32,6 +32,7 @@ from ..common.vocabulary import (
     TEXT_LIMITS,
     canonical,
 )
+from .wires import WIRES, logs_url
 
 logger = logging.getLogger("log_collector")
 
@@ -50,9 +51,6 @@ DEFAULT_REDACT_KEYS = frozenset(
 )  # fmt: skip
 
 DURABILITY = ("normal", "full")
-# What the sender speaks: this project's JSON to {server_url}/logs, or OTLP/HTTP protobuf to
-# {server_url}/v1/logs (any OpenTelemetry endpoint; client/otlp.py).
-WIRES = ("log-collector", "otlp")
 SPOOL_FULL_POLICIES = ("drop_oldest", "drop_newest")
 MiB = 1024 * 1024
 KiB = 1024
@@ -342,7 +340,7 @@ class Settings:
 
     @property
     def logs_url(self) -> str:
-        return self.server_url + ("/v1/logs" if self.wire == "otlp" else "/logs")
+        return logs_url(self.server_url, self.wire)
 
 
 def read_dotenv(path: Path) -> dict[str, str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import DEADLINE, LoggingChild, drain, spool_files
+from helpers import DEAD_URL, DEADLINE, LoggingChild, drain, spool_files
 from otlp_receiver import OtlpReceiver
 
 from log_collector import AsyncLogClient
@@ -257,3 +257,39 @@ def test_an_unknown_wire_is_a_config_error_naming_the_choices(tmp_path):
 
     with pytest.raises(ConfigError, match="wire='grpc'.*'log-collector', 'otlp'"):
         AsyncLogClient("http://x", spool_dir=tmp_path / "spool", wire="grpc")
+
+
+def leave_records(spool_dir: Path, messages: list[str], **options: Any) -> None:
+    """A client that cannot reach its server closes with ``messages`` left in its spool."""
+    client = AsyncLogClient(
+        DEAD_URL, service="shop", spool_dir=spool_dir, max_backoff=0.2, **options
+    )
+    for message in messages:
+        client.info(message)
+    client.close(timeout=0.2)
+
+
+def test_replay_sends_a_spool_on_the_wire_its_client_used(otlp, run, tmp_path):
+    """The spool keeps its client's wire: replayed to another server, an OTLP client's
+    records go as protobuf to /v1/logs, which a bare OTLP receiver decodes."""
+    leave_records(tmp_path / "spool", ["left 1", "left 2", "left 3"], wire="otlp")
+
+    result = run("replay", tmp_path / "spool", "--server", otlp.url, "--timeout", 30)
+
+    assert result.exit_code == 0, result.output
+    assert ["left 1", "left 2", "left 3"] == [r.body for r in otlp.records]
+    assert all(r.resource["service.name"] == "shop" for r in otlp.records)
+    assert spool_files(tmp_path / "spool") == []
+
+
+def test_replay_wire_option_sends_a_json_clients_spool_as_otlp(otlp, run, tmp_path):
+    leave_records(tmp_path / "spool", ["json 1", "json 2"])
+
+    refused = run("replay", tmp_path / "spool", "--wire", "protobuf")
+    result = run(
+        "replay", tmp_path / "spool", "--server", otlp.url, "--wire", "otlp", "--timeout", 30
+    )
+
+    assert refused.exit_code != 0 and "'protobuf' is not one of" in refused.output
+    assert result.exit_code == 0, result.output
+    assert ["json 1", "json 2"] == [r.body for r in otlp.records]

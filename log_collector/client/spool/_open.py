@@ -89,7 +89,14 @@ def check_target(path: Path, fd: int, target_url: str | None) -> None:
             raise NotAdoptable(f"{path} ships to {found}, not {target_url}")
 
 
-def prepare(path: Path, fd: int, *, target_url: str | None, service: str | None) -> None:
+def prepare(
+    path: Path,
+    fd: int,
+    *,
+    target_url: str | None,
+    service: str | None,
+    wire: str | None = None,
+) -> None:
     """WAL mode and the schema, on a short-lived connection of its own, to the
     file open as ``fd``."""
     conn = connect(path, "schema", fd=fd)
@@ -107,6 +114,8 @@ def prepare(path: Path, fd: int, *, target_url: str | None, service: str | None)
         facts = [("schema_version", str(len(known)))]
         if service is not None:  # adoption passes None: keep the writer's service
             facts.append(("service", service))
+        if wire is not None:  # and its wire (replay sends it that way)
+            facts.append(("wire", wire))
         with transaction(conn):
             if target_url is not None:
                 conn.execute(

@@ -61,15 +61,22 @@ class Spool:
 
     @classmethod
     def create(
-        cls, directory: Path, *, target_url: str, service: str | None = None, **options: Any
+        cls,
+        directory: Path,
+        *,
+        target_url: str,
+        service: str | None = None,
+        wire: str | None = None,
+        **options: Any,
     ) -> Spool:
         """A new spool file owned (locked) by this process, in ``directory``
-        (made if missing; ``UnsafeSpoolDir`` if another user can write to it)."""
+        (made if missing; ``UnsafeSpoolDir`` if another user can write to it); ``wire``
+        is kept in its meta table for ``replay``."""
         check_directory(directory)
         path, fd = new_locked_file(directory)
         try:
             with GATE:
-                prepare(path, fd, target_url=target_url, service=service)
+                prepare(path, fd, target_url=target_url, service=service, wire=wire)
                 return cls(path, fd, **options)
         except BaseException:
             os.close(fd)
@@ -314,6 +321,11 @@ class Spool:
 
     def target_url(self) -> str | None:
         rows = self._read("SELECT value FROM meta WHERE key = 'target_url'")
+        return rows[0][0] if rows else None
+
+    def wire(self) -> str | None:
+        """The wire its writer sent on (``client.wires``); None when it kept none."""
+        rows = self._read("SELECT value FROM meta WHERE key = 'wire'")
         return rows[0][0] if rows else None
 
     def nbytes(self) -> int:
