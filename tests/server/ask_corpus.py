@@ -121,6 +121,9 @@ def _bucket_of(interp: dict) -> Callable[[float], float]:
 
 
 def counts_over_time(rows: list[dict], interp: dict) -> list[list[Any]]:
+    """Every bucket of the window, a quiet one as 0: from the one holding ``since`` to the
+    one holding ``until`` (the rows' own first and last where the window is open); none
+    when nothing matched."""
     bucket = _bucket_of(interp)
     levels = interp["level"]
     counts = Counter(
@@ -128,7 +131,13 @@ def counts_over_time(rows: list[dict], interp: dict) -> list[list[Any]]:
         for r in rows
         if _in(r, interp) and (levels is None or r["level"] in levels)
     )
-    return [[t, n] for t, n in sorted(counts.items())]
+    if not counts:
+        return []
+    width = interp["bucket_s"]
+    since, until = seconds(interp["since"]), seconds(interp["until"])
+    first = min(counts) if since is None else since // width * width
+    last = max(counts) if until is None else (until - 1e-6) // width * width
+    return [[t, counts.get(t, 0)] for t in range(int(first), int(last) + 1, width)]
 
 
 def slowest_endpoints(rows: list[dict], interp: dict) -> list[list[Any]]:

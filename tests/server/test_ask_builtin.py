@@ -19,7 +19,7 @@ from log_collector.server.ask.conversations import AnswerCache, Conversations, c
 from log_collector.server.ask.interpretation import INTENTS, Clarification, Interpretation
 from log_collector.server.ask.known import Known
 from log_collector.server.ask.settings import AskSettings
-from log_collector.server.ask.sqlgen import build_sql, quote
+from log_collector.server.ask.sqlgen import build_sql, quote, zero_filled
 from log_collector.server.query.sqlguard import guard
 
 NOW_US = int(datetime(2026, 12, 5, 12, 30, tzinfo=UTC).timestamp()) * 1_000_000
@@ -351,3 +351,48 @@ def test_an_engine_that_cannot_be_built_fails_at_create_app_naming_the_setting(s
         create_app(sqlite_url, ask=AskSettings(engine="anthropic"))
     # an ingest server answers no question, so it does not build an engine
     create_app(sqlite_url, role="ingest", ask=AskSettings(engine="anthropic"))
+
+
+# Counts over time: every bucket of the window, a quiet one as 0.
+
+HOUR_US = 3_600_000_000
+T0_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z
+
+
+def _counts(**window: int | None) -> Interpretation:
+    return Interpretation("counts_over_time", "en", bucket_s=900, **window)
+
+
+def test_counts_over_time_get_a_zero_for_each_quiet_bucket_of_the_window():
+    interp = _counts(since_us=T0_US + 60_000_000, until_us=T0_US + HOUR_US + 60_000_000)
+    rows = [["2026-01-01T00:15:00+00:00", 4], ["2026-01-01T00:45:00+00:00", 2]]
+
+    assert [
+        ["2026-01-01T00:00:00+00:00", 0],
+        ["2026-01-01T00:15:00+00:00", 4],
+        ["2026-01-01T00:30:00+00:00", 0],
+        ["2026-01-01T00:45:00+00:00", 2],
+        ["2026-01-01T01:00:00+00:00", 0],
+    ] == zero_filled(interp, rows, limit=1000)
+
+
+def test_an_open_window_is_filled_between_its_rows_in_their_own_time_zone():
+    rows = [["2026-01-01T01:00:00+01:00", 1], ["2026-01-01T01:45:00+01:00", 3]]
+
+    assert [
+        ["2026-01-01T01:00:00+01:00", 1],
+        ["2026-01-01T01:15:00+01:00", 0],
+        ["2026-01-01T01:30:00+01:00", 0],
+        ["2026-01-01T01:45:00+01:00", 3],
+    ] == zero_filled(_counts(), rows, limit=1000)
+
+
+def test_rows_stay_as_they_are_when_filling_cannot_hold_or_does_not_apply():
+    rows = [["2026-01-01T00:15:00+00:00", 4]]
+    week = _counts(since_us=T0_US, until_us=T0_US + 7 * 24 * HOUR_US)  # 672 buckets
+
+    assert rows == zero_filled(week, rows, limit=100)
+    assert [] == zero_filled(_counts(since_us=T0_US, until_us=T0_US + HOUR_US), [], limit=1000)
+    other = Interpretation("latency_over_time", "en", bucket_s=900, since_us=T0_US)
+    assert rows == zero_filled(other, rows, limit=1000)
+    assert [["not a time", 1]] == zero_filled(_counts(), [["not a time", 1]], limit=1000)

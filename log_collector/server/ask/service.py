@@ -28,7 +28,7 @@ from .interpretation import Clarification, Interpretation
 from .known import KnownCache
 from .prompt import schema_text, withhold_log_text
 from .settings import AskSettings
-from .sqlgen import build_sql
+from .sqlgen import build_sql, zero_filled
 
 # Rows an answer returns at most.
 ASK_LIMIT = 1000
@@ -217,6 +217,8 @@ class AskService:
             sql_part["fallback"] = fallback
         yield "sql", sql_part
         rows = [[json_value(value) for value in row] for row in result.rows]
+        if produced_by == "builtin" and not result.truncated:
+            rows = zero_filled(interp, rows, ASK_LIMIT)
         yield "rows", {"columns": result.columns, "rows": rows, "truncated": result.truncated}
         text = self._answer_text(question, interp, sql, result.columns, rows, result.truncated)
         done: dict[str, Any] = {"answer": text}

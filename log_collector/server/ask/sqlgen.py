@@ -10,6 +10,8 @@ literal with its quotes doubled, and times and numbers as integers.
 
 from __future__ import annotations
 
+import datetime
+import math
 from typing import Any
 
 from ..query.filters import iso
@@ -32,6 +34,33 @@ def build_sql(interp: Interpretation, dialect: str) -> tuple[str, Chart | None]:
     if builder is None:
         raise ValueError(f"intent {interp.intent!r} has no SQL")
     return builder(_Sql(dialect), interp)
+
+
+def zero_filled(interp: Interpretation, rows: list[list[Any]], limit: int) -> list[list[Any]]:
+    """The rows of ``counts_over_time`` (``[bucket time, n]``, ISO 8601 text) with a
+    ``[time, 0]`` row for each bucket of the window in which nothing was logged, so a chart
+    shows a quiet spell as zero rather than drawing across it. The window is the question's
+    (its first bucket holds ``since``), or the rows' own span where it is open. The rows as
+    they are when none matched or when the buckets would be more than ``limit``."""
+    if interp.intent != "counts_over_time" or not rows:
+        return rows
+    width = int(interp.bucket_s or 300)
+    try:
+        found = {int(datetime.datetime.fromisoformat(str(row[0])).timestamp()): row for row in rows}
+        zone = datetime.datetime.fromisoformat(str(rows[0][0])).tzinfo or datetime.UTC
+    except ValueError:
+        return rows
+    first = min(found) if interp.since_us is None else interp.since_us // 1_000_000 // width * width
+    if interp.until_us is None:
+        end = max(found) + width
+    else:
+        end = math.ceil(interp.until_us / 1_000_000 / width) * width  # until's bucket, whole
+    if first >= end or (end - first) // width > limit or any(t < first or t >= end for t in found):
+        return rows
+    return [
+        found.get(t) or [datetime.datetime.fromtimestamp(t, zone).isoformat(), 0]
+        for t in range(first, end, width)
+    ]
 
 
 def quote(value: str) -> str:
