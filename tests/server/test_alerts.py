@@ -413,6 +413,48 @@ def test_a_receiver_failing_twice_still_gets_the_alert(store):
     assert 1 == sender.counts["delivered"]
 
 
+def test_changes_the_webhook_did_not_deliver_are_sent_by_the_next_checker(store):
+    """A process gives up on (or ends before) a delivery: the next checker that starts sends
+    that change, and only that one, and then none again."""
+    add(store, NOW - 30, 8, service="payment-api", level="ERROR")
+    clock = Clock()
+    with running_receiver(Receiver()) as receiver:
+        sender = _sender(receiver.url)
+        [opened] = (
+            AlertChecker(store, only("error_spike"), clock=clock, webhook=sender).run_once().opened
+        )
+        receiver.wait_for(received=1)
+        sender.stop()
+    clock.advance(10 * MINUTE)
+    dead = _sender(f"http://127.0.0.1:{closed_port()}/hook", attempts=1)
+    [resolved] = (
+        AlertChecker(store, only("error_spike"), clock=clock, webhook=dead).run_once().resolved
+    )
+    _wait_until(lambda: dead.counts["given_up"] == 1)
+    dead.stop()
+    add(store, NOW + 10 * MINUTE - 30, 8, service="checkout", level="ERROR")
+    settings = only("error_spike", interval_s=3600.0)
+    silent = _sender(f"http://127.0.0.1:{closed_port()}/hook", attempts=1)
+    [second] = AlertChecker(store, settings, clock=clock, webhook=silent).run_once().opened
+    _wait_until(lambda: silent.counts["given_up"] == 1)
+    silent.stop()
+
+    with running_receiver(Receiver()) as receiver:
+        restarted = AlertChecker(store, settings, clock=clock, webhook=_sender(receiver.url))
+        restarted.start()
+        receiver.wait_for(received=2)
+        restarted.stop()
+        again = AlertChecker(store, settings, clock=clock, webhook=_sender(receiver.url))
+        assert 0 == again.resend_unnotified()
+        again.stop()
+
+    assert [("resolved", resolved["id"]), ("opened", second["id"])] == [
+        (body["event"], body["alert"]["id"]) for body in receiver.received
+    ]
+    assert opened["id"] == resolved["id"]
+    assert all(a["notified_at"] is not None for a in list_alerts(store)["alerts"])
+
+
 @pytest.mark.parametrize(("status", "attempts"), [(503, 3), (429, 3), (400, 1), (404, 1)])
 def test_a_delivery_that_keeps_failing_is_given_up_and_logged(status, attempts, caplog):
     """A 5xx or 429 is sent again up to ``attempts`` times; a 4xx is final at once."""

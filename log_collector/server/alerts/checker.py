@@ -1,7 +1,9 @@
 """The alert checker: every ``interval_s`` it evaluates each enabled rule (``rules``), opens an
 alert for a finding without one, refreshes the open alert of a finding that holds again (one
 row per episode, however many checks see it), and resolves an open alert whose finding is gone.
-Each opened and resolved alert goes to the webhook, if one is set.
+Each opened and resolved alert goes to the webhook, if one is set; a checker that starts
+queues again each change the webhook has not delivered (``notified_at``), so a change is
+delivered at least once across restarts.
 
 It reads on the store's read connections and writes one small transaction per run through
 ``store.writing()``; it runs on its own daemon thread, so ingest never waits for it. A rule
@@ -28,6 +30,9 @@ from .settings import AlertSettings
 from .webhook import WebhookSender
 
 logger = logging.getLogger("log_collector.server")
+
+# Undelivered changes queued again when a checker starts, at most.
+RESEND_AT_MOST = 100
 
 
 @dataclass
@@ -122,6 +127,19 @@ class AlertChecker:
                     self.webhook.send(event, alert, self._mark_notified)
         return result
 
+    def resend_unnotified(self) -> int:
+        """Queue for the webhook each change it has not delivered (``storage.unnotified``):
+        those a process ended before sending, or gave up on. Returns how many were queued.
+        A change two server processes both find goes out twice: the webhook delivers at
+        least once, and a receiver tells repeats apart by the alert's ``id`` and ``status``."""
+        if self.webhook is None:
+            return 0
+        pending = storage.unnotified(self._store, RESEND_AT_MOST)
+        for event, alert in pending:
+            logger.info("alert %s again (not delivered before): %s", event, alert["summary"])
+            self.webhook.send(event, alert, self._mark_notified)
+        return len(pending)
+
     def _mark_notified(self, alert: dict[str, Any]) -> None:
         storage.mark_notified(self._store, alert["id"], round(self._clock() * 1_000_000))
 
@@ -153,8 +171,15 @@ class AlertChecker:
     def _loop(self) -> None:
         interval = self._settings.interval_s
         due = time.monotonic()
+        resent = False
         while not self._stopping.wait(max(0.0, due - time.monotonic())):
             try:
+                if not resent:
+                    # What an earlier process left undelivered, once the store is ready.
+                    if self._ready is not None:
+                        self._ready()
+                    self.resend_unnotified()
+                    resent = True
                 self.run_once()
             except StoreUnavailable as exc:
                 logger.warning("alert check skipped: %s", exc)

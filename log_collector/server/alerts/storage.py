@@ -126,6 +126,23 @@ def mark_notified(store: Any, alert_id: int, now_us: int) -> None:
         )
 
 
+def unnotified(store: Any, limit: int) -> list[tuple[str, dict[str, Any]]]:
+    """``(event, alert)`` for each alert whose latest change the webhook has not delivered
+    (``notified_at`` unset or older than the change), oldest change first, at most ``limit``:
+    an open one as ``opened``, a resolved one as ``resolved`` (its opening too, when that
+    never went out)."""
+    with snapshot(store) as (conn, d):
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM alerts WHERE "
+            "(status = 'open' AND (notified_at IS NULL OR notified_at < opened_at)) "
+            "OR (status = 'resolved' AND (notified_at IS NULL OR notified_at < resolved_at)) "
+            f"ORDER BY coalesce(resolved_at, opened_at), id LIMIT {d.p}",
+            [limit],
+        ).fetchall()
+        alerts = [_alert(d, row) for row in rows]
+    return [("opened" if a["status"] == "open" else "resolved", a) for a in alerts]
+
+
 def list_alerts(
     store: Any, status: str = "all", limit: int | str = DEFAULT_LIMIT
 ) -> dict[str, list[dict[str, Any]]]:
