@@ -41,6 +41,10 @@ export interface LogClientOptions {
   timeout?: number;
   /** Node: bytes the spool may hold before the oldest records are dropped and counted (default 256 MiB). */
   maxSpoolBytes?: number;
+  /** Node: what a full spool drops: its oldest records (default) or the record being logged; else LOG_COLLECTOR_SPOOL_FULL_POLICY. */
+  spoolFullPolicy?: 'drop_oldest' | 'drop_newest';
+  /** Node: milliseconds after which an undelivered record is dropped and counted (default none; at least 60000). */
+  maxRecordAge?: number | null;
   /** Node: milliseconds the flush at `beforeExit` may take (default 2000). */
   exitTimeout?: number;
   /** Milliseconds the backoff between retries grows to at most (default 30000). */

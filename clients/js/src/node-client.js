@@ -107,11 +107,13 @@ export class WorkerThreadsLogClient {
   }
 
   _openSpool() {
-    const { spoolDir, service, serverUrl, maxSpoolBytes } = this._settings;
+    const { spoolDir, service, serverUrl, maxSpoolBytes, spoolFullPolicy, maxRecordAge } = this._settings;
     try {
       const problem = prepareDirectory(spoolDir);
       if (problem) throw new SpoolError(`unsafe spool directory: ${problem}`);
-      return Spool.create(spoolDir, { service, serverUrl, maxBytes: maxSpoolBytes });
+      return Spool.create(spoolDir, {
+        service, serverUrl, maxBytes: maxSpoolBytes, fullPolicy: spoolFullPolicy, maxRecordAge,
+      });
     } catch (error) {
       warnOnce(
         `spool-open:${spoolDir}`,
@@ -385,7 +387,7 @@ export class WorkerThreadsLogClient {
     }
     for (const file of spoolFiles(this._settings.spoolDir, known)) {
       try {
-        const adopted = Spool.adopt(file, { serverUrl: this._settings.serverUrl });
+        const adopted = Spool.adopt(file, { serverUrl: this._settings.serverUrl, maxRecordAge: this._settings.maxRecordAge });
         if (adopted) this._orphans.push(adopted);
       } catch (error) {
         if (error instanceof SpoolError) moveAside(file, error.message);

@@ -3,7 +3,7 @@
  *
  * Precedence: an explicit option, then the environment (`LOG_SERVER_URL`, `SERVICE_NAME`,
  * `ENVIRONMENT` or `NODE_ENV`, `SERVICE_VERSION`, `LOG_TYPE`, `ENABLE_GLOBAL_ERROR_HANDLER`,
- * `LOG_COLLECTOR_SPOOL_DIR`, `LOG_COLLECTOR_API_KEY`), then a `.env` file in the working
+ * `LOG_COLLECTOR_SPOOL_DIR`, `LOG_COLLECTOR_API_KEY`, `LOG_COLLECTOR_SPOOL_FULL_POLICY`), then a `.env` file in the working
  * directory (read, never written into `process.env`), then the working directory's
  * `package.json` (name and version, as the original client did), then the defaults.
  * An invalid value throws a `TypeError` naming the option.
@@ -31,6 +31,8 @@ export const DEFAULTS = Object.freeze({
   apiKey: null,
   timeout: 5000,
   maxSpoolBytes: 256 * MiB,
+  spoolFullPolicy: 'drop_oldest',
+  maxRecordAge: null,
   exitTimeout: 2000,
   maxBackoff: 30_000,
   gzipMinRecords: 100,
@@ -39,6 +41,10 @@ export const DEFAULTS = Object.freeze({
 
 /** The smallest spool cap: below it one large record could not fit. */
 export const MIN_SPOOL_BYTES = 64 * KiB;
+/** What a full spool drops: its oldest records, or the record being logged. */
+export const SPOOL_FULL_POLICIES = Object.freeze(['drop_oldest', 'drop_newest']);
+/** The shortest `maxRecordAge` (ms): a briefer outage must not cost records. */
+export const MIN_RECORD_AGE = 60_000;
 /** The largest batch the server takes in one request (its default max_records). */
 export const MAX_BATCH_SIZE = 10_000;
 
@@ -51,6 +57,7 @@ const ENV = {
   enableGlobalErrorHandler: ['ENABLE_GLOBAL_ERROR_HANDLER'],
   spoolDir: ['LOG_COLLECTOR_SPOOL_DIR'],
   apiKey: ['LOG_COLLECTOR_API_KEY'],
+  spoolFullPolicy: ['LOG_COLLECTOR_SPOOL_FULL_POLICY'],
 };
 
 /**
@@ -68,6 +75,8 @@ const ENV = {
  * @property {string|null} apiKey
  * @property {number} timeout ms, per request
  * @property {number} maxSpoolBytes
+ * @property {'drop_oldest'|'drop_newest'} spoolFullPolicy
+ * @property {number|null} maxRecordAge ms; older records are dropped before a read
  * @property {number} exitTimeout ms the flush at `beforeExit` may take
  * @property {number} maxBackoff ms
  * @property {number} gzipMinRecords
@@ -117,6 +126,8 @@ export function resolveSettings(serverUrl, options = {}, where = {}) {
     apiKey: optionalText('apiKey', pick('apiKey')),
     timeout: number('timeout', pick('timeout'), 50),
     maxSpoolBytes: integer('maxSpoolBytes', pick('maxSpoolBytes'), MIN_SPOOL_BYTES, Number.MAX_SAFE_INTEGER),
+    spoolFullPolicy: choice('spoolFullPolicy', pick('spoolFullPolicy'), SPOOL_FULL_POLICIES),
+    maxRecordAge: optionalNumber('maxRecordAge', pick('maxRecordAge'), MIN_RECORD_AGE),
     exitTimeout: number('exitTimeout', pick('exitTimeout'), 0),
     maxBackoff: number('maxBackoff', pick('maxBackoff'), 50),
     gzipMinRecords: integer('gzipMinRecords', pick('gzipMinRecords'), 1, Number.MAX_SAFE_INTEGER),
@@ -233,6 +244,15 @@ function number(name, value, minimum) {
     throw fail(name, value, `must be a number of at least ${minimum}`);
   }
   return n;
+}
+
+function optionalNumber(name, value, minimum) {
+  return value === undefined || value === null ? null : number(name, value, minimum);
+}
+
+function choice(name, value, choices) {
+  if (!choices.includes(value)) throw fail(name, value, `must be one of ${choices.join(', ')}`);
+  return value;
 }
 
 function integer(name, value, minimum, maximum) {

@@ -51,11 +51,15 @@ export class Spool {
    * @param {import('better-sqlite3').Database} db
    * @param {{maxBytes?: number|null}} [limits]
    */
-  constructor(file, db, { maxBytes = null } = {}) {
+  constructor(file, db, { maxBytes = null, fullPolicy = 'drop_oldest', maxRecordAge = null } = {}) {
     this.path = file;
     this.closed = false;
     this._db = db;
     this._maxBytes = maxBytes;
+    this._dropNewest = fullPolicy === 'drop_newest';
+    this._maxRecordAge = maxRecordAge;
+    // No row is older than this (Unix seconds); -Infinity until a read has looked.
+    this._oldestBound = -Infinity;
     this._insert = db.prepare('INSERT INTO records(id, created_at, body) VALUES (?, ?, ?)');
     this._read = db.prepare('SELECT id, body FROM records ORDER BY id LIMIT ?');
     this._deleteOne = db.prepare('DELETE FROM records WHERE id = ?');
@@ -76,6 +80,12 @@ export class Spool {
     this._rowSize = db.prepare('SELECT length(CAST(body AS BLOB)) FROM records WHERE id = ?').pluck();
     this._countDead = db.prepare('SELECT count(*) FROM dead_letters').pluck();
     this._countRows = db.prepare('SELECT count(*) FROM records').pluck();
+    this._expiring = db.prepare(
+      'SELECT count(*) FILTER (WHERE created_at < @cutoff) AS n, '
+      + 'coalesce(sum(length(CAST(body AS BLOB))) FILTER (WHERE created_at < @cutoff), 0) AS bytes, '
+      + 'min(created_at) FILTER (WHERE created_at >= @cutoff) AS oldest FROM records',
+    );
+    this._deleteOlder = db.prepare('DELETE FROM records WHERE created_at < ?');
     this._oldestCreated = db.prepare('SELECT created_at FROM records ORDER BY id LIMIT 1').pluck();
     this._meta = db.prepare('SELECT key, value FROM meta').raw();
     const totals = db.prepare(
@@ -96,10 +106,11 @@ export class Spool {
    * A new spool file in `dir`, locked and ready.
    *
    * @param {string} dir
-   * @param {{service?: string|null, serverUrl: string, maxBytes?: number|null}} facts
+   * @param {{service?: string|null, serverUrl: string, maxBytes?: number|null,
+   *   fullPolicy?: string, maxRecordAge?: number|null}} facts
    * @returns {Spool}
    */
-  static create(dir, { service = null, serverUrl, maxBytes = null }) {
+  static create(dir, { service = null, serverUrl, maxBytes = null, fullPolicy = 'drop_oldest', maxRecordAge = null }) {
     const file = path.join(dir, `${process.pid}-${crypto.randomBytes(4).toString('hex')}${SUFFIX}`);
     // O_EXCL never opens an existing name (a planted link included); the mode is the one
     // SQLite gives the WAL too. Closed before SQLite opens it (see the module comment).
@@ -122,18 +133,18 @@ export class Spool {
       removeSpoolFiles(file);
       throw error;
     }
-    return new Spool(file, db, { maxBytes });
+    return new Spool(file, db, { maxBytes, fullPolicy, maxRecordAge });
   }
 
   /**
    * Adopt the orphan `file` when no live process owns it and it ships to `serverUrl`.
    *
    * @param {string} file
-   * @param {{serverUrl: string}} target
+   * @param {{serverUrl: string, maxRecordAge?: number|null}} target
    * @returns {Spool|null} null when it is in use, ships elsewhere, or is not ready
    * @throws {SpoolError} when it is damaged (the caller moves it aside)
    */
-  static adopt(file, { serverUrl }) {
+  static adopt(file, { serverUrl, maxRecordAge = null }) {
     let st;
     try {
       st = fs.lstatSync(file);
@@ -167,7 +178,7 @@ export class Spool {
       applySchema(db);
       // The first write takes the exclusive lock, held until this process closes the file.
       db.prepare("INSERT OR REPLACE INTO meta(key, value) VALUES ('adopted_by', ?)").run(String(process.pid));
-      return new Spool(file, db);
+      return new Spool(file, db, { maxRecordAge });
     } catch (error) {
       db?.close();
       if (isBusy(error)) return null;
@@ -211,12 +222,17 @@ export class Spool {
     this._rows += 1;
     this._bytes += size;
     this._sinceCheckpoint += 1;
+    if (createdAt < this._oldestBound) this._oldestBound = createdAt;
     return id;
   }
 
   _appendWhenFull(createdAt, body, size) {
     if (size > this._maxBytes) {
       this._countDrop('record_too_large', 1);
+      return 0;
+    }
+    if (this._dropNewest) {
+      this._countDrop('spool_full', 1);
       return 0;
     }
     const target = this._maxBytes * (1 - DROP_HEADROOM) - size;
@@ -245,6 +261,7 @@ export class Spool {
     this._bytes += size - freedBytes;
     this._nextId = id + 1;
     this._sinceCheckpoint += 1 + freedRows;
+    if (createdAt < this._oldestBound) this._oldestBound = createdAt;
     this._noteDrop('spool_full', freedRows);
     return id;
   }
@@ -267,7 +284,30 @@ export class Spool {
    * @returns {{id: number, body: string}[]}
    */
   read(limit) {
+    if (this._maxRecordAge !== null) this._expire();
     return this._read.all(limit);
+  }
+
+  /**
+   * Drop the rows older than `maxRecordAge` by this process's clock, counted. Scans the
+   * table only when the oldest row may be that old: about once per `maxRecordAge` while
+   * delivery keeps up.
+   */
+  _expire() {
+    const cutoff = (Date.now() - this._maxRecordAge) / 1000;
+    if (cutoff <= this._oldestBound) return;
+    const found = this._expiring.get({ cutoff });
+    if (found.n > 0) {
+      this._db.transaction(() => {
+        this._deleteOlder.run(cutoff);
+        this._addCounter.run('dropped:max_record_age', found.n);
+      })();
+      this._rows -= found.n;
+      this._bytes -= found.bytes;
+      this._sinceCheckpoint += found.n;
+      this._noteDrop('max_record_age', found.n);
+    }
+    this._oldestBound = found.oldest ?? Infinity;
   }
 
   /**

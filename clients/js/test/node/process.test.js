@@ -136,6 +136,61 @@ test('a full spool drops the oldest records, counts them, and says so once there
   }
 });
 
+test('with spoolFullPolicy drop_newest a full spool keeps what it holds and drops the new records', async () => {
+  const port = await freePort();
+  const dir = spoolDir();
+  const client = createLogClient(`http://127.0.0.1:${port}`, {
+    service: 'spool-full-newest', spoolDir: dir, maxSpoolBytes: 64 * 1024, flushInterval: 50,
+    spoolFullPolicy: 'drop_newest',
+  });
+  for (let i = 0; i < 1000; i += 1) client.info('filler', { i, pad: 'x'.repeat(200) });
+  const { dropped } = client.stats();
+  assert.ok(dropped.spool_full > 0, JSON.stringify(dropped));
+  const later = new LogServer({ port });
+  try {
+    await later.start();
+    assert.equal(await client.flush(60_000), true);
+    await client.close();
+    const kept = later.rowsOf('spool-full-newest').filter((row) => row.message === 'filler').map((row) => row.metadata.i);
+    assert.deepEqual(kept, Array.from({ length: kept.length }, (_, i) => i), 'the first records are kept, in order');
+    assert.equal(kept.length + dropped.spool_full, 1000);
+  } finally {
+    await later.stop();
+    later.cleanup();
+  }
+});
+
+test('records older than maxRecordAge are dropped before the sender reads them, counted and announced', async () => {
+  const port = await freePort();
+  const dir = spoolDir();
+  const client = createLogClient(`http://127.0.0.1:${port}`, {
+    service: 'record-age', spoolDir: dir, flushInterval: 50, maxRecordAge: 60_000,
+  });
+  const hourAgo = Date.now() / 1000 - 3600;
+  for (let i = 0; i < 3; i += 1) client.info('stale', { i, created_at: hourAgo + i });
+  for (let i = 0; i < 2; i += 1) client.info('fresh', { i });
+  const later = new LogServer({ port });
+  try {
+    await later.start();
+    assert.equal(await client.flush(60_000), true);
+    await waitFor(async () => {
+      await client.flush(60_000);
+      return later.rows("message LIKE 'log-collector dropped%'").length === 1;
+    }, { what: 'the drop notice' });
+    const { dropped } = client.stats();
+    await client.close();
+    const rows = later.rowsOf('record-age');
+    assert.deepEqual(rows.filter((row) => row.message !== 'stale' && row.level === 'INFO').map((row) => row.metadata.i), [0, 1]);
+    assert.equal(rows.filter((row) => row.message === 'stale').length, 0);
+    assert.deepEqual(dropped, { max_record_age: 3 });
+    const notice = rows.find((row) => row.message.startsWith('log-collector dropped'));
+    assert.deepEqual(notice.metadata.dropped, { max_record_age: 3 });
+  } finally {
+    await later.stop();
+    later.cleanup();
+  }
+});
+
 /** Run the Python CLI (`log-collector ...`) without blocking the event loop. */
 function cli(...args) {
   return new Promise((resolve) => {

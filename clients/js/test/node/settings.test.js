@@ -65,3 +65,13 @@ test('an invalid option fails at construction, naming the option', () => {
   assert.throws(() => resolveSettings('http://x', { maxSpoolBytes: 10 }, where), /maxSpoolBytes/);
   assert.equal(resolveSettings('http://x', { enableGlobalErrorHandler: 'true' }, where).enableGlobalErrorHandler, true);
 });
+
+test('spoolFullPolicy and maxRecordAge are checked, from the options or the environment', () => {
+  const env = {};
+  assert.equal(resolveSettings(null, {}, { env }).spoolFullPolicy, 'drop_oldest');
+  assert.equal(resolveSettings(null, {}, { env }).maxRecordAge, null);
+  assert.equal(resolveSettings(null, {}, { env: { LOG_COLLECTOR_SPOOL_FULL_POLICY: 'drop_newest' } }).spoolFullPolicy, 'drop_newest');
+  assert.equal(resolveSettings(null, { maxRecordAge: '3600000' }, { env }).maxRecordAge, 3_600_000);
+  assert.throws(() => resolveSettings(null, { spoolFullPolicy: 'drop_all' }, { env }), /spoolFullPolicy="drop_all" must be one of drop_oldest, drop_newest/);
+  assert.throws(() => resolveSettings(null, { maxRecordAge: 1000 }, { env }), /maxRecordAge=1000 must be a number of at least 60000/);
+});
