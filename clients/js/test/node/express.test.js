@@ -10,7 +10,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { createLogClient } from '../../src/index.js';
 import { logCollectorMiddleware, logCollectorErrorHandler, traceIdFromTraceparent } from '../../src/express.js';
-import { LogServer, useServer, tempDir, freePort, waitFor, sleep, within, REPO, PACKAGE } from './helpers/server.js';
+import { useServer, withServerAt, tempDir, freePort, waitFor, sleep, within, REPO, PACKAGE } from './helpers/server.js';
 
 const express = createRequire(path.join(PACKAGE, 'package.json'))('express');
 const DEMO = path.join(REPO, 'tests', 'demo-app', 'backend', 'server.js');
@@ -176,17 +176,12 @@ test('SIGINT ends an Express server using the client; its records reach the stor
   } finally {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   }
-  const later = new LogServer({ port });
-  try {
-    await later.start();
+  await withServerAt(port, async (later) => {
     const next = createLogClient(target, { service: 'demo-sigint-next', spoolDir, flushInterval: 50 });
     assert.equal(await next.flush(60_000), true);
     await next.close();
     const messages = later.rowsOf('demo-backend-node').map((row) => row.message);
     assert.equal(messages.filter((message) => message === 'Slow operation finished').length, 3);
     assert.ok(messages.includes('Demo backend started'));
-  } finally {
-    await later.stop();
-    later.cleanup();
-  }
+  });
 });

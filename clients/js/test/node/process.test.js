@@ -11,7 +11,7 @@ import path from 'node:path';
 import { execFile, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createLogClient } from '../../src/index.js';
-import { LogServer, SERVER_BIN, useServer, tempDir, freePort, waitFor, sleep, within } from './helpers/server.js';
+import { SERVER_BIN, useServer, withServerAt, tempDir, freePort, waitFor, sleep, within } from './helpers/server.js';
 
 const HELPERS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'helpers');
 const TRIALS = process.env.LOG_COLLECTOR_SLOW === '1' ? 20 : 3;
@@ -90,18 +90,25 @@ test('with the server down, a finished script still exits and keeps its records 
   if (outcome === 'still running') run.child.kill('SIGKILL');
   assert.deepEqual(outcome, { code: 0, signal: null }, run.stderr);
   assert.match(run.stderr, /10 record\(s\) not delivered .* for the next start/);
-  const later = new LogServer({ port });
-  try {
-    await later.start();
+  await withServerAt(port, async (later) => {
     const next = createLogClient(later.url, { service: 'exit-down-next', spoolDir: dir, flushInterval: 50 });
     assert.equal(await next.flush(60_000), true);
     await next.close();
     assert.equal(later.rowsOf('exit-down').length, 10);
-  } finally {
-    await later.stop();
-    later.cleanup();
-  }
+  });
 });
+
+/**
+ * Flush `client` to `server` until its one WARN record about dropped records has arrived:
+ * the notice is logged once the spool has room again, at the sender's next wake.
+ */
+async function deliveredWithNotice(client, server) {
+  assert.equal(await client.flush(60_000), true);
+  await waitFor(async () => {
+    await client.flush(60_000);
+    return server.rows("message LIKE 'log-collector dropped%'").length === 1;
+  }, { what: 'the drop notice' });
+}
 
 test('a full spool drops the oldest records, counts them, and says so once there is room', async () => {
   const port = await freePort();
@@ -113,15 +120,8 @@ test('a full spool drops the oldest records, counts them, and says so once there
   const { dropped, pendingBytes } = client.stats();
   assert.ok(dropped.spool_full > 0, JSON.stringify(dropped));
   assert.ok(pendingBytes <= 64 * 1024);
-  const later = new LogServer({ port });
-  try {
-    await later.start();
-    assert.equal(await client.flush(60_000), true);
-    // The notice is logged once the spool has room again, at the next wake.
-    await waitFor(async () => {
-      await client.flush(60_000);
-      return later.rows("message LIKE 'log-collector dropped%'").length === 1;
-    }, { what: 'the drop notice' });
+  await withServerAt(port, async (later) => {
+    await deliveredWithNotice(client, later);
     const rows = later.rowsOf('spool-full');
     const kept = rows.filter((row) => row.message === 'filler').map((row) => row.metadata.i);
     assert.equal(kept.at(-1), 999, 'the newest record is kept');
@@ -130,10 +130,7 @@ test('a full spool drops the oldest records, counts them, and says so once there
     assert.equal(notice.level, 'WARN');
     assert.deepEqual(notice.metadata.dropped, { spool_full: dropped.spool_full });
     await client.close();
-  } finally {
-    await later.stop();
-    later.cleanup();
-  }
+  });
 });
 
 test('with spoolFullPolicy drop_newest a full spool keeps what it holds and drops the new records', async () => {
@@ -146,18 +143,13 @@ test('with spoolFullPolicy drop_newest a full spool keeps what it holds and drop
   for (let i = 0; i < 1000; i += 1) client.info('filler', { i, pad: 'x'.repeat(200) });
   const { dropped } = client.stats();
   assert.ok(dropped.spool_full > 0, JSON.stringify(dropped));
-  const later = new LogServer({ port });
-  try {
-    await later.start();
+  await withServerAt(port, async (later) => {
     assert.equal(await client.flush(60_000), true);
     await client.close();
     const kept = later.rowsOf('spool-full-newest').filter((row) => row.message === 'filler').map((row) => row.metadata.i);
     assert.deepEqual(kept, Array.from({ length: kept.length }, (_, i) => i), 'the first records are kept, in order');
     assert.equal(kept.length + dropped.spool_full, 1000);
-  } finally {
-    await later.stop();
-    later.cleanup();
-  }
+  });
 });
 
 test('records older than maxRecordAge are dropped before the sender reads them, counted and announced', async () => {
@@ -169,14 +161,8 @@ test('records older than maxRecordAge are dropped before the sender reads them, 
   const hourAgo = Date.now() / 1000 - 3600;
   for (let i = 0; i < 3; i += 1) client.info('stale', { i, created_at: hourAgo + i });
   for (let i = 0; i < 2; i += 1) client.info('fresh', { i });
-  const later = new LogServer({ port });
-  try {
-    await later.start();
-    assert.equal(await client.flush(60_000), true);
-    await waitFor(async () => {
-      await client.flush(60_000);
-      return later.rows("message LIKE 'log-collector dropped%'").length === 1;
-    }, { what: 'the drop notice' });
+  await withServerAt(port, async (later) => {
+    await deliveredWithNotice(client, later);
     const { dropped } = client.stats();
     await client.close();
     const rows = later.rowsOf('record-age');
@@ -185,10 +171,7 @@ test('records older than maxRecordAge are dropped before the sender reads them, 
     assert.deepEqual(dropped, { max_record_age: 3 });
     const notice = rows.find((row) => row.message.startsWith('log-collector dropped'));
     assert.deepEqual(notice.metadata.dropped, { max_record_age: 3 });
-  } finally {
-    await later.stop();
-    later.cleanup();
-  }
+  });
 });
 
 /** Run the Python CLI (`log-collector ...`) without blocking the event loop. */
@@ -262,9 +245,7 @@ for (const [how, message, errorType] of [
     if (outcome === 'still running') run.child.kill('SIGKILL');
     assert.deepEqual(outcome, { code: 1, signal: null }, run.stderr);
     assert.match(run.stderr, /on purpose/);
-    const later = new LogServer({ port });
-    try {
-      await later.start();
+    await withServerAt(port, async (later) => {
       const next = createLogClient(target, { service: `${service}-next`, spoolDir: dir, flushInterval: 50 });
       assert.equal(await next.flush(60_000), true);
       await next.close();
@@ -272,10 +253,7 @@ for (const [how, message, errorType] of [
       assert.deepEqual(rows.map((row) => [row.level, row.message]), [['INFO', 'about to fail'], ['FATAL', message]]);
       assert.equal(rows[1].error_type, errorType);
       assert.match(rows[1].stack_trace, /on purpose/);
-    } finally {
-      await later.stop();
-      later.cleanup();
-    }
+    });
   });
 }
 

@@ -20,6 +20,16 @@ function assertEncodesAsBuilt(args) {
   assert.equal(createdAt, typeof created === 'number' ? created : args.now / 1000);
 }
 
+/** A small seeded generator, so a test makes the same cases on every run. */
+function seeded(start) {
+  let seed = start;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2147483648;
+    return seed / 2147483648;
+  };
+  return { random, pick: (list) => list[Math.floor(random() * list.length)] };
+}
+
 test('encodeRecord writes the text of the built record, whatever the fields hold', () => {
   const revoked = Proxy.revocable({}, {});
   revoked.revoke();
@@ -85,13 +95,7 @@ test('encodeRecord copies a frozen caller\'s text, and the fields still win over
 });
 
 test('encodeRecord writes the text of the built record for random fields', () => {
-  // A small seeded generator: the same cases on every run.
-  let seed = 12345;
-  const random = () => {
-    seed = (seed * 1103515245 + 12345) % 2147483648;
-    return seed / 2147483648;
-  };
-  const pick = (list) => list[Math.floor(random() * list.length)];
+  const { random, pick } = seeded(12345);
   const keys = ['a', 'b', 'user_id', 'trace_id', 'path', 'line_no', 'metadata', 'token', 'Password', '0', '7', 'created_at',
     'service', 'level', 'function_name', 'duration_ms', 'x-api-key', 'valueOf', 'ip', 'é'];
   const values = [0, -1, 2.5, 1e21, NaN, true, false, null, undefined, '', 'text', 'with "quote"', '\ud83d', 7n,
@@ -119,12 +123,7 @@ test('encodeRecord writes the text of the built record for random fields', () =>
 test('encodeRecord writes the built record\'s text for repeated calls from one call site', () => {
   // The second call of a shape makes the site's layout and the later ones use it; every
   // call must still give the text of the built record, whatever its values.
-  let seed = 777;
-  const random = () => {
-    seed = (seed * 1103515245 + 12345) % 2147483648;
-    return seed / 2147483648;
-  };
-  const pick = (list) => list[Math.floor(random() * list.length)];
+  const { random, pick } = seeded(777);
   const values = [0, -0, -1, 2.5, 1e21, NaN, Infinity, true, false, null, undefined, '', 'text', 'with "quote"',
     'new\nline', '\ud83d', 'é', 7n, { k: 1 }, [1]];
   const shapes = [[], ['order_id', 'amount', 'currency'], ['a'], ['b', 'a'], ['line_no', 'x'], ['token'],

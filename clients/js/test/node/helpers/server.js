@@ -193,3 +193,23 @@ export function useServer() {
   });
   return suite;
 }
+
+/**
+ * Start a server on `port` (where a client has been failing to reach one), run `body` with
+ * it, then stop it and remove its files.
+ *
+ * @template T
+ * @param {number} port
+ * @param {(server: LogServer) => Promise<T>} body
+ * @returns {Promise<T>}
+ */
+export async function withServerAt(port, body) {
+  const server = new LogServer({ port });
+  try {
+    await server.start();
+    return await body(server);
+  } finally {
+    await server.stop();
+    server.cleanup();
+  }
+}
