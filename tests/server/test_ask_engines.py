@@ -505,6 +505,35 @@ def test_a_timeout_falls_back_to_builtin_and_says_so(state: Any, fake: Any, api_
     assert answer["answer"]
 
 
+def test_no_engine_call_starts_that_could_end_past_the_questions_deadline(
+    state: Any, fake: Any, api_kind: str
+):
+    """The first SQL comes back refused after 1.2 s; a repair that may take its whole 2 s
+    would end past the 3 s deadline, so none is asked for, nor the answer text: the builtin
+    SQL and text stand in, and the fallback says why."""
+    fake.stall(1.2, "DELETE FROM logs")
+    service = service_with(
+        state, ChatEngine(make_api(api_kind, fake, timeout_s=2)), timeout_s=2, deadline_s=3
+    )
+
+    answer = service.ask({"question": "errors in the last hour"}, NOW)
+
+    assert 1 == len(fake.requests)
+    assert "builtin" == answer["engine"]
+    assert "no time left for another call within the question's 3 s" in answer["fallback"]
+    assert "refused by the guard" in answer["fallback"]
+    assert answer["sql"] and answer["answer"]
+
+
+def test_the_deadline_is_read_from_the_environment_and_checked():
+    assert 45.0 == AskSettings.from_env({"LOG_COLLECTOR_ASK_DEADLINE_S": "45"}).deadline_s
+    assert 30.0 == AskSettings.from_env({}).deadline_s
+    with pytest.raises(ValueError, match="LOG_COLLECTOR_ASK_DEADLINE_S='soon'"):
+        AskSettings.from_env({"LOG_COLLECTOR_ASK_DEADLINE_S": "soon"})
+    with pytest.raises(ValueError, match="deadline_s must be at least timeout_s"):
+        AskSettings(timeout_s=20, deadline_s=10)
+
+
 def test_a_timeout_through_load_engine_settings_falls_back(
     state: Any, anthropic_fake: FakeAnthropic
 ):

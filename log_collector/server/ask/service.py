@@ -198,7 +198,10 @@ class AskService:
             yield "answer", {**_answer_part(cached), "elapsed_ms": _ms(started)}
             return
 
-        sql, result, produced_by, fallback, chart = self._sql_and_rows(question, interp, known)
+        deadline = started + self.settings.deadline_s
+        sql, result, produced_by, fallback, chart = self._sql_and_rows(
+            question, interp, known, deadline
+        )
         if sql is None:
             # The engine failed on a question the builtin interpreter cannot map.
             self.conversations.save(conversation)
@@ -220,7 +223,9 @@ class AskService:
         if produced_by == "builtin" and not result.truncated:
             rows = zero_filled(interp, rows, ASK_LIMIT)
         yield "rows", {"columns": result.columns, "rows": rows, "truncated": result.truncated}
-        text = self._answer_text(question, interp, sql, result.columns, rows, result.truncated)
+        text = self._answer_text(
+            question, interp, sql, result.columns, rows, result.truncated, deadline
+        )
         done: dict[str, Any] = {"answer": text}
         if chart is not None:
             done["chart"] = chart
@@ -238,13 +243,13 @@ class AskService:
         yield "answer", {**done, "elapsed_ms": _ms(started)}
 
     def _sql_and_rows(
-        self, question: str, interp: Interpretation, known: Any
+        self, question: str, interp: Interpretation, known: Any, deadline: float
     ) -> tuple[str | None, SqlResult | None, str, str | None, dict | None]:
-        """``(sql, result, engine, fallback, chart)``."""
+        """``(sql, result, engine, fallback, chart)``; ``deadline`` on ``time.perf_counter``."""
         dialect = self.state.sql_dialect
         fallback = None
         if self.engine is not None:
-            done, fallback = self._from_engine(question, interp, known, dialect)
+            done, fallback = self._from_engine(question, interp, known, dialect, deadline)
             if done is not None:
                 sql, result = done
                 return sql, result, self.engine.name, None, _engine_chart(interp, result)
@@ -254,7 +259,7 @@ class AskService:
         return sql, run_guarded(self.state, sql, ASK_LIMIT), "builtin", fallback, chart
 
     def _from_engine(
-        self, question: str, interp: Interpretation, known: Any, dialect: str
+        self, question: str, interp: Interpretation, known: Any, dialect: str, deadline: float
     ) -> tuple[tuple[str, SqlResult] | None, str]:
         """The engine's SQL and its rows, or None and why it failed."""
         assert self.engine is not None
@@ -268,6 +273,10 @@ class AskService:
         error: str | None = None
         sql: str | None = None
         for _ in range(1 + self.settings.max_repairs):
+            if not self._time_for_a_call(deadline):
+                limit = self.settings.deadline_s
+                why = f"no time left for another call within the question's {limit:g} s"
+                return None, f"{self.engine.name}: {why}" + (f" (last: {error})" if error else "")
             try:
                 sql = self.engine.sql_for(question, interp, schema, dialect, error, sql)
             except EngineError as exc:
@@ -283,6 +292,11 @@ class AskService:
         repairs = self.settings.max_repairs
         return None, f"{self.engine.name}'s SQL still failed after {repairs} repairs: {error}"
 
+    def _time_for_a_call(self, deadline: float) -> bool:
+        """Whether an engine call that takes its whole ``timeout_s`` would still end by
+        ``deadline``."""
+        return time.perf_counter() + self.settings.timeout_s <= deadline
+
     def _answer_text(
         self,
         question: str,
@@ -291,8 +305,9 @@ class AskService:
         columns: list[str],
         rows: list[list[Any]],
         truncated: bool,
+        deadline: float,
     ) -> str:
-        if self.engine is not None:
+        if self.engine is not None and self._time_for_a_call(deadline):
             shown = rows
             if not self.settings.include_log_lines:
                 # A log line's text never reaches the engine, whatever the column is called.
