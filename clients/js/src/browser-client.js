@@ -15,6 +15,7 @@
 
 import { currentStack, findCaller } from './browser-caller.js';
 import * as context from './browser-context.js';
+import { addContextHelpers } from './context-helpers.js';
 import { MAX_MEMORY_BYTES, resolveSettings } from './browser-options.js';
 import { entriesToSendBeforeLeaving, listenToErrors, listenToPage } from './browser-page.js';
 import { MemoryQueue, openIdbQueue, utf8Length } from './browser-queue.js';
@@ -445,37 +446,10 @@ export class BrowserLogClient {
       // no console: nothing else to tell
     }
   }
-
-  /** @see runWithContext in browser-context.js */
-  static runWithContext(ctx, fn) {
-    return context.runWithContext(ctx, fn);
-  }
-
-  /** @see getRequestContext in browser-context.js */
-  static getRequestContext() {
-    return context.getRequestContext();
-  }
-
-  /** @see runWithUserContext in browser-context.js */
-  static runWithUserContext(ctx, fn) {
-    return context.runWithUserContext(ctx, fn);
-  }
-
-  /** @see getUserContext in browser-context.js */
-  static getUserContext() {
-    return context.getUserContext();
-  }
-
-  /** @see setUserContext in browser-context.js */
-  static setUserContext(ctx) {
-    context.setUserContext(ctx);
-  }
-
-  /** @see clearUserContext in browser-context.js */
-  static clearUserContext() {
-    context.clearUserContext();
-  }
 }
+
+// runWithContext and the other context helpers, static as in the original client.
+addContextHelpers(BrowserLogClient, context);
 
 function now() {
   const perf = globalThis.performance;

@@ -15,6 +15,7 @@ import { HttpTransport } from './transport.js';
 import { callerOfFrame, currentStack, findCaller } from './caller.js';
 import { warnOnce } from './warnings.js';
 import * as context from './context.js';
+import { addContextHelpers } from './context-helpers.js';
 import { live, track, untrack, watchCrashes } from './lifecycle.js';
 
 /** How long `flush()` waits by default, in ms. */
@@ -469,39 +470,10 @@ export class WorkerThreadsLogClient {
     this._stopWatching?.();
     this._stopWatching = null;
   }
-
-  // Context helpers (static, shared by every client in the process).
-
-  /** @see context.runWithContext */
-  static runWithContext(ctx, fn) {
-    return context.runWithContext(ctx, fn);
-  }
-
-  /** @see context.getRequestContext */
-  static getRequestContext() {
-    return context.getRequestContext();
-  }
-
-  /** @see context.runWithUserContext */
-  static runWithUserContext(ctx, fn) {
-    return context.runWithUserContext(ctx, fn);
-  }
-
-  /** @see context.getUserContext */
-  static getUserContext() {
-    return context.getUserContext();
-  }
-
-  /** @see context.setUserContext */
-  static setUserContext(ctx) {
-    context.setUserContext(ctx);
-  }
-
-  /** @see context.clearUserContext */
-  static clearUserContext() {
-    context.clearUserContext();
-  }
 }
+
+// runWithContext and the other context helpers, static as in the original client.
+addContextHelpers(WorkerThreadsLogClient, context);
 
 /**
  * A public log method: `log(level, message, metadata = {})` when `fixedLevel` is null, else

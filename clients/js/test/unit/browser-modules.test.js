@@ -142,3 +142,15 @@ test('pagehide sends records not yet in IndexedDB first, within the keepalive bu
   assert.ok(batch.reduce((sum, e) => sum + e.size + 1, 0) <= KEEPALIVE_BYTES);
   assert.ok(batch.length < recent.length);
 });
+
+test('both clients have the context helpers as static methods, the context modules\' own functions', async () => {
+  const { BrowserLogClient } = await import('../../src/browser-client.js');
+  const { WorkerThreadsLogClient } = await import('../../src/node-client.js');
+  const nodeContext = await import('../../src/context.js');
+  const { CONTEXT_HELPERS } = await import('../../src/context-helpers.js');
+  for (const [Client, module] of [[BrowserLogClient, context], [WorkerThreadsLogClient, nodeContext]]) {
+    assert.deepEqual(Object.keys(Client), [], 'not enumerable, as a class body defines them');
+    for (const name of CONTEXT_HELPERS) assert.equal(Client[name], module[name], `${Client.name}.${name}`);
+  }
+  assert.deepEqual({ path: '/b' }, BrowserLogClient.runWithContext({ path: '/b' }, () => BrowserLogClient.getRequestContext()));
+});
