@@ -35,6 +35,12 @@ const createdCache = { now: NaN, text: '' };
 // client passes the same ones on every call.
 const commonCache = { values: [], text: null };
 
+// What a call site keeps when its calls cannot use a layout (a field fills a column or is
+// redacted, a value is an object): its calls go field by field without looking again.
+const NO_LAYOUT = Object.freeze({ level: NaN, message: '', common: null, commonValues: [], keys: [] });
+// Calls that fit a site's layout but for a value, before it is dropped (if fewer fit).
+const MISSES_BEFORE_GIVING_UP = 4;
+
 // Callers made by `frozenCaller`, with their fields as `RecordText` reads them: each entry,
 // and for the usual case, the columns' text in one piece and the metadata entries.
 const encodedCallers = new WeakMap();
@@ -251,6 +257,8 @@ export function frozenCaller(functionName, filePath, lineNo) {
  * @property {string} beforeFields the common fields and the metadata's opening brace
  * @property {string[]} members each field's `"key":`, from the second on with its comma
  * @property {string} tail the caller's metadata members and the closing braces
+ * @property {number} hits calls written from it
+ * @property {number} misses calls that fit it but for a value (see `missed`)
  */
 
 /**
@@ -262,13 +270,14 @@ export function frozenCaller(functionName, filePath, lineNo) {
  * @returns {string|null}
  */
 function fromLayout(known, level, message, fields, common, now) {
+  const layout = known.layout;
+  if (layout === NO_LAYOUT) return null;
   let keys;
   try {
     keys = Object.keys(fields);
   } catch {
     return null;
   }
-  const layout = known.layout;
   if (layout === null || !fits(layout, level, message, common, keys)) {
     const candidate = known.candidate;
     if (candidate !== null && fits(candidate, level, message, common, keys)) {
@@ -279,7 +288,7 @@ function fromLayout(known, level, message, fields, common, now) {
     }
     return null;
   }
-  let text = `${layout.head}${uuidv7(now)}${layout.afterId}${createdText(now)}${layout.beforeFields}`;
+  let values = '';
   for (let i = 0; i < keys.length; i += 1) {
     let value;
     try {
@@ -299,12 +308,25 @@ function fromLayout(known, level, message, fields, common, now) {
         json = value ? 'true' : 'false';
         break;
       default:
-        if (value !== null) return null; // an object, undefined, a bigint: field by field
+        if (value !== null) return missed(known, layout); // an object, undefined, a bigint
         json = 'null';
     }
-    text += `${layout.members[i]}${json}`;
+    values += `${layout.members[i]}${json}`;
   }
-  return `${text}${layout.tail}`;
+  layout.hits += 1;
+  return `${layout.head}${uuidv7(now)}${layout.afterId}${createdText(now)}${layout.beforeFields}${values}${layout.tail}`;
+}
+
+/**
+ * A call that fit `layout` but for a value only the field-by-field encoder writes: after a
+ * few such calls, more than fit, the site keeps no layout, so its calls skip the look.
+ *
+ * @returns {null}
+ */
+function missed(known, layout) {
+  layout.misses += 1;
+  if (layout.misses >= MISSES_BEFORE_GIVING_UP && layout.misses > layout.hits) known.layout = NO_LAYOUT;
+  return null;
 }
 
 function fits(layout, level, message, common, keys) {
@@ -324,19 +346,18 @@ function commonValuesOf(common) {
   return common === null ? [] : COMMON_COLUMNS.map((column) => common[column.key]);
 }
 
-/** The layout of `known`'s call site for these calls, or a layout that fits no call. */
+/** The layout of `known`'s call site for these calls, or NO_LAYOUT when they cannot have one. */
 function makeLayout(known, level, message, common, keys) {
-  const never = { level: NaN, message: '', common: null, commonValues: [], keys: [] };
   const callerKeys = known.metadata.map((entry) => entry.key);
   for (const key of keys) {
     const facts = factsOf(key);
     if (isOptionKey(key) || key === 'metadata' || facts.column !== -1 || facts.sensitive
       || ARRAY_INDEX.test(key) || callerKeys.includes(key)) {
-      return never;
+      return NO_LAYOUT;
     }
   }
   const commonValues = commonValuesOf(common);
-  if (commonValues.some((value) => value !== null && typeof value === 'object')) return never;
+  if (commonValues.some((value) => value !== null && typeof value === 'object')) return NO_LAYOUT;
   const members = keys.map((key, i) => `${i === 0 ? '' : ','}${factsOf(key).json}`);
   const callerMembers = known.metadata.map((entry) => `${entry.facts.json}${entry.json}`).join(',');
   const hasMetadata = keys.length > 0 || callerMembers !== '';
@@ -354,6 +375,8 @@ function makeLayout(known, level, message, common, keys) {
     beforeFields: flat(`${common ? commonText(common, known.bits) : ''}${hasMetadata ? ',"metadata":{' : ''}`),
     members: members.map(flat),
     tail: flat(tail),
+    hits: 0,
+    misses: 0,
   };
 }
 

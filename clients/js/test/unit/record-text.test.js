@@ -128,21 +128,24 @@ test('encodeRecord writes the built record\'s text for repeated calls from one c
     'new\nline', '\ud83d', 'é', 7n, { k: 1 }, [1]];
   const shapes = [[], ['order_id', 'amount', 'currency'], ['a'], ['b', 'a'], ['line_no', 'x'], ['token'],
     ['é', 'ok'], ['12', 'a'], ['metadata'], ['trace_id'], ['constructor']];
-  const sites = [
-    frozenCaller('checkout', '/app/shop.js', 7),
+  // A site per shape: a site whose calls cannot use a layout (a redacted or column field)
+  // keeps none, so each shape gets sites of its own.
+  const sites = shapes.map((_, k) => [
+    frozenCaller('checkout', '/app/shop.js', 7 + k),
     frozenCaller('<anonymous>', null, null),
-    frozenCaller('quoted', '/app/"x".js', 1),
-  ];
+    frozenCaller('quoted', '/app/"x".js', 100 + k),
+  ]);
   const commons = [COMMON, { ...COMMON, service: 'other' }, null];
-  for (let i = 0; i < 2000; i += 1) {
-    const shape = pick(shapes);
+  for (let i = 0; i < 3000; i += 1) {
+    const k = Math.floor(random() * shapes.length);
+    const shape = shapes[k];
     const fields = {};
     for (const key of shape) fields[key] = random() < 0.9 ? pick(values.slice(0, 16)) : pick(values);
     assertEncodesAsBuilt({
       level: random() < 0.9 ? 'INFO' : pick(['warn', 'ERROR', 7]),
       message: random() < 0.9 ? 'Order paid' : pick(['other', 'a "b"', 'line\n']),
       fields,
-      caller: pick(sites),
+      caller: pick(sites[k]),
       common: random() < 0.95 ? commons[0] : pick(commons),
       now: random() < 0.98 ? 1_700_000_000_000 + i : pick([0, 1.5, 1_700_000_000_000.25]),
     });
