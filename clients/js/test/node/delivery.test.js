@@ -57,6 +57,43 @@ test('500 answers are retried with backoff until the batch is stored', async () 
   });
 });
 
+test('a record the server answers 500 for alone, while it stores the others, is dead-lettered; the others arrive', async () => {
+  await withProxy(async () => {
+    proxy.crashing = (record) => record.message === 'crashes the server';
+    const client = makeClient(proxy.url, 'del-500-one', { maxBackoff: 200 });
+    for (let i = 0; i < 10; i += 1) client.info(i === 4 ? 'crashes the server' : 'fine', { i });
+    assert.equal(await client.flush(60_000), true);
+    const stored = suite.server.rowsOf('del-500-one').map((row) => row.metadata.i);
+    assert.deepEqual(stored.sort((a, b) => a - b), [0, 1, 2, 3, 5, 6, 7, 8, 9]);
+    assert.equal(client.stats().deadLettered, 1);
+    const file = client.spoolPath;
+    await client.close();
+    const [dead] = deadLetters(file);
+    assert.equal(JSON.parse(dead.body).metadata.i, 4);
+    assert.match(dead.reason, /^HTTP 500.*answered 500 3 times in a row for this record alone while the server stored others/);
+    // Each part holding the record got 3 tries: the batch and four halves down to it alone.
+    assert.equal(proxy.requests.filter((request) => request.answered === 500).length, 15);
+  });
+});
+
+test('a server answering every batch 500 holds the records: none is dead-lettered, all arrive once it recovers', async () => {
+  await withProxy(async () => {
+    proxy.crashing = () => true;
+    const client = makeClient(proxy.url, 'del-500-all', { maxBackoff: 200 });
+    for (let i = 0; i < 8; i += 1) client.info('waiting out the 500s', { i });
+    assert.equal(await client.flush(3_000), false);
+    assert.equal(client.stats().deadLettered, 0);
+    assert.equal(client.stats().pending, 8);
+    assert.ok(proxy.requests.length >= 6, `${proxy.requests.length} requests`);
+    proxy.crashing = null;
+    assert.equal(await client.flush(60_000), true);
+    const stored = suite.server.rowsOf('del-500-all').map((row) => row.metadata.i);
+    assert.deepEqual(stored.sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7]);
+    assert.equal(client.stats().deadLettered, 0);
+    await client.close();
+  });
+});
+
 test('429 with Retry-After waits at least that long before sending again', async () => {
   await withProxy(async () => {
     proxy.answerNext({ status: 429, headers: { 'Retry-After': '1' } });

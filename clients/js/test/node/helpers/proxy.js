@@ -1,7 +1,8 @@
 /**
  * A scriptable stand-in in front of the real server, speaking the same wire (POST /logs,
  * gzip, the acknowledgement JSON), for the faults the real server cannot produce on demand:
- * 500, 429 with Retry-After, 413 for too many records, 400 for a poisoned batch, and an ack
+ * 500 (scripted, or for a batch holding a record it fails on), 429 with Retry-After, 413 for
+ * too many records, 400 for a poisoned batch, and an ack
  * lost on the wire (forwarded and stored, then the connection cut without an answer).
  * Like tests/receiver.py does for the Python client. Everything else is forwarded.
  */
@@ -19,6 +20,8 @@ export class FaultProxy {
     this.maxRecords = null;
     /** 400 for a batch holding a record for which this returns true. */
     this.poisoned = null;
+    /** 500 for a batch holding a record for which this returns true (a record the server fails on). */
+    this.crashing = null;
     /** Every POST /logs seen: {at, headers, gzip, count, eventIds, answered}. */
     this.requests = [];
     this.server = http.createServer((req, res) => this._handle(req, res));
@@ -89,6 +92,12 @@ export class FaultProxy {
       info.answered = 413;
       res.writeHead(413, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ detail: `more than ${this.maxRecords} records` }));
+      return;
+    }
+    if (this.crashing && records.some((record) => this.crashing(record))) {
+      info.answered = 500;
+      res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end('Internal Server Error');
       return;
     }
     if (this.poisoned && records.some((record) => this.poisoned(record))) {
