@@ -575,6 +575,47 @@ def test_faults_split_bisect_and_dead_letter_only_the_refused_record(
     assert (1, 2) == (stats["deadLettered"], stats["retries"])
 
 
+def test_a_record_the_server_answers_500_for_alone_is_dead_lettered_and_the_rest_stored(
+    page: Any, open_page: Callable[..., Any], log_server: LogServer, page_problems: Any
+) -> None:
+    """In front of the real server, any batch holding the record "crash" gets 500 (a record
+    the server fails on): the client sends each such part three times, splits it, and once
+    the server has stored the others, dead-letters that record alone."""
+    page_problems.allow("the server responded with a status of")
+    page_problems.allow("HTTP 5")
+    log_server.start()
+    answers: list[int] = []
+
+    def handle(route: Any) -> None:
+        request = route.request
+        if request.method != "POST":
+            route.continue_()
+            return
+        records = json.loads(request.post_data_buffer or b"{}").get("logs", [])
+        if any(r.get("message") == "crash" for r in records):
+            answers.append(500)
+            cors = {"Access-Control-Allow-Origin": log_server.origin}
+            route.fulfill(status=500, headers=cors, body="Internal Server Error")
+            return
+        response = route.fetch()
+        answers.append(response.status)
+        route.fulfill(response=response)
+
+    page.route(f"{log_server.url}/logs", handle)
+    open_page(page, flushInterval=100, maxBackoff=200, enableCompression=False)
+    assert page.evaluate(
+        """async () => {
+          for (let i = 0; i < 12; i++) window.logClient.info(i === 5 ? 'crash' : `fine ${i}`);
+          return window.logClient.flush(60000);
+        }"""
+    )
+    messages = Counter(r["message"] for r in log_server.rows())
+    assert {f"fine {i}": 1 for i in range(12) if i != 5} == dict(messages)
+    stats = page.evaluate("() => window.logClient.stats()")
+    assert 1 == stats["deadLettered"]
+    assert answers.count(500) % 3 == 0 and answers.count(500) >= 9
+
+
 def test_the_demo_page_logs_its_actions_sharing_trace_ids_with_the_backend(
     new_page: Callable[..., Any], node: str, tmp_path: Path, page_problems: Any, expect: Any
 ) -> None:

@@ -6,8 +6,10 @@
  * rows (the `rejected` ones go to the dead letters); 413 splits the batch and 400/422
  * bisect it until the refused record stands alone, which is dead-lettered; 429/503 wait
  * for Retry-After; 5xx, a network error or a timeout back off with full jitter and retry
- * forever; 401/403 and an answer that is not the acknowledgement back off long and warn.
- * No retry limit drops a record.
+ * forever, but a batch answered 500 three times in a row is split, and a record that alone
+ * keeps getting 500 while the server stores others is dead-lettered (server-errors.js);
+ * 401/403 and an answer that is not the acknowledgement back off long and warn. No retry
+ * limit drops a record.
  *
  * Tabs: every tab of the origin shares the queue. A tab sends one batch while it holds the
  * Web Lock `lockName` (navigator.locks), so two tabs never send the same rows at once;
@@ -22,6 +24,7 @@
  */
 
 import { backoffMs, classify } from './outcome.js';
+import { ServerErrors } from './server-errors.js';
 
 /** A POST's JSON text is kept under this (the server takes 10 MiB gzip'd, 64 MiB plain). */
 export const MAX_BATCH_BYTES = 4 * 1024 * 1024;
@@ -66,6 +69,7 @@ export class BrowserSender {
     this._wakePending = false;
     this._batchTimer = null;
     this._appendedSinceSend = 0;
+    this._500s = new ServerErrors();
     this._listeners = new Set();
     this._compress = options.compress && typeof CompressionStream === 'function';
     this.stats = {
@@ -206,7 +210,11 @@ export class BrowserSender {
       const rows = await queue.read(this._o.batchSize, MAX_BATCH_BYTES);
       if (!rows.length) continue;
       this._appendedSinceSend = 0;
-      const failure = await this._deliver(queue, rows);
+      this._500s.held = [];
+      let failure = await this._deliver(queue, rows);
+      if (!failure && this._500s.held.length > 0) {
+        failure = await this._500s.retryHeld((part, mark) => this._deliver(queue, part, mark));
+      }
       if (failure) return { waitMs: this._waitFor(failure) };
       this._attempt = 0;
       return {};
@@ -214,10 +222,22 @@ export class BrowserSender {
     return { idle: true };
   }
 
-  /** Send `rows`, splitting on 413 and bisecting on 400/422; the failure that stopped it, if any. */
-  async _deliver(queue, rows) {
-    const outcome = await this._post(rows, false);
+  /**
+   * Send `rows`, splitting on 413, bisecting on 400/422, and splitting on repeated 500s
+   * (server-errors.js); the failure that stopped it, if any.
+   */
+  async _deliver(queue, rows, mark = null) {
+    const before = this._500s.acks;
     const { stats } = this;
+    const outcome = await this._500s.post(() => this._post(rows, false), (attempt, answer) => {
+      stats.retries += 1;
+      stats.lastError = answer.detail;
+      return pause(backoffMs(attempt - 1, { baseMs: BACKOFF_BASE_MS, capMs: this._o.maxBackoffMs }));
+    }, () => this._stopped);
+    if (outcome.status === 500 && !this._stopped) {
+      return this._500s.after500(rows, outcome, mark ?? before, (part, m) => this._deliver(queue, part, m),
+        (row, reason) => this._deadLetter(queue, [{ row, reason }]));
+    }
     if (outcome.kind === 'ack') {
       await this._acknowledge(queue, rows, outcome);
       return null;
@@ -239,6 +259,7 @@ export class BrowserSender {
     const { stats } = this;
     const refused = new Map(outcome.rejected.map((item) => [item.index, item.reason]));
     const kept = rows.filter((_, index) => !refused.has(index));
+    if (kept.length > 0) this._500s.acks += 1;
     stats.acknowledged += kept.length;
     stats.duplicates += outcome.duplicates;
     if (refused.size) {
@@ -369,6 +390,13 @@ export class BrowserSender {
     const text = `{"logs":[${rows.map((row) => row.body).join(',')}]}`;
     return navigator.sendBeacon(this._o.url, new Blob([text], { type: 'application/json' }));
   }
+}
+
+/** Wait `ms`: between a batch's 500s, while the sender holds the tabs' lock. */
+function pause(ms) {
+  return new Promise((resolve) => {
+    setTimeout(resolve, ms);
+  });
 }
 
 async function gzipped(text) {

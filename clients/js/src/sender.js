@@ -10,11 +10,11 @@
  *
  * Rows leave the spool only when the server acknowledged them or they were dead-lettered;
  * no retry count ever drops a row but one: a record the server keeps answering 500 for, alone,
- * while it stores others (below, `_after500`). Mirrors log_collector/client/sender.py and
- * server_errors.py.
+ * while it stores others (server-errors.js). Mirrors log_collector/client/sender.py.
  */
 
 import { backoffMs } from './outcome.js';
+import { ServerErrors } from './server-errors.js';
 import { encodeBatch } from './transport.js';
 import { warnOnce } from './warnings.js';
 
@@ -23,9 +23,6 @@ import { warnOnce } from './warnings.js';
 export const MAX_POST_BYTES = 8 * 1024 * 1024;
 const INITIAL_BACKOFF_MS = 500;
 const UNAUTHORIZED_BACKOFF_MS = 60_000;
-// A batch answered 500 this many times in a row is split in two (log_collector/client/
-// server_errors.py SPLIT_AFTER_500): a 500 repeated may be the content of one record.
-export const SPLIT_AFTER_500 = 3;
 
 /**
  * The first rows whose bodies add up to at most `limit` characters (always the first row).
@@ -81,11 +78,7 @@ export class Sender {
     this._halted = false;
     this._attempt = 0;
     this._waiters = new Set();
-    // Batches acknowledged (not every record refused): the proof that the server stores
-    // records, which a 500 for one record alone is weighed against.
-    this._acks = 0;
-    // Parts of the current batch answered 500 before that proof: {rows, mark, outcome}.
-    this._held = [];
+    this._500s = new ServerErrors();
     // The wait between a batch's consecutive 500s: {timer, resolve}, ended by halt().
     this._pause = null;
     this.failing = false;
@@ -264,9 +257,11 @@ export class Sender {
         return null;
       }
       const rows = withinPostBytes(read);
-      this._held = [];
+      this._500s.held = [];
       let failure = await this._deliver(source, rows);
-      if (failure === null && this._held.length > 0) failure = await this._retryHeld(source);
+      if (failure === null && this._500s.held.length > 0) {
+        failure = await this._500s.retryHeld((part, mark) => this._deliver(source, part, mark));
+      }
       if (failure !== null) return failure;
       this._attempt = 0;
       this.failing = false;
@@ -292,18 +287,18 @@ export class Sender {
    * @returns {Promise<object|null>} null when done, else the outcome to retry after
    */
   async _deliver(source, rows, mark = null) {
-    const before = this._acks;
-    let outcome;
-    for (let attempt = 1; ; attempt += 1) {
-      outcome = await this._send(rows);
-      if (this._halted || source.closed) return outcome.kind === 'ack' ? null : outcome;
-      if (outcome.status !== 500 || attempt >= SPLIT_AFTER_500) break;
+    const before = this._500s.acks;
+    const stopped = () => this._halted || source.closed;
+    const outcome = await this._500s.post(() => this._send(rows), (attempt, answer) => {
       this.stats.retries += 1;
-      this.stats.lastError = outcome.detail;
-      await this._wait(backoffMs(attempt - 1, { baseMs: INITIAL_BACKOFF_MS, capMs: this._settings.maxBackoff }, this._random));
-      if (this._halted || source.closed) return outcome;
+      this.stats.lastError = answer.detail;
+      return this._wait(backoffMs(attempt - 1, { baseMs: INITIAL_BACKOFF_MS, capMs: this._settings.maxBackoff }, this._random));
+    }, stopped);
+    if (stopped()) return outcome.kind === 'ack' ? null : outcome;
+    if (outcome.status === 500) {
+      return this._500s.after500(rows, outcome, mark ?? before, (part, m) => this._deliver(source, part, m),
+        (row, reason) => this._deadLetter(source, [row], reason));
     }
-    if (outcome.status === 500) return this._after500(source, rows, outcome, mark ?? before);
     switch (outcome.kind) {
       case 'ack':
         this._acknowledge(source, rows, outcome);
@@ -327,58 +322,6 @@ export class Sender {
     }
   }
 
-  /**
-   * `rows` got SPLIT_AFTER_500 500s in a row: split them; dead-letter a lone record once the
-   * server has stored other records since the 500s began (`mark`: the acknowledgements
-   * then), so the server works and only this record fails; else hold them. While the server
-   * answers every part 500 nothing is dead-lettered: the batch waits and is read again,
-   * like any outage.
-   *
-   * @returns {Promise<object|null>} null when done (or held), else the outcome to retry after
-   */
-  async _after500(source, rows, outcome, mark) {
-    const proven = this._acks > mark;
-    if (rows.length === 1 && proven) {
-      this._deadLetter(source, rows, `${outcome.detail} (answered 500 ${SPLIT_AFTER_500} times in a row for this record alone while the server stored others)`);
-      return null;
-    }
-    if (rows.length === 1 || (!proven && this._held.length > 0)) {
-      // No proof yet: the first lone record found is held, and until some other part is
-      // acknowledged further parts are held whole rather than split, so a server answering
-      // everything 500 costs about 2*log2(batch) requests, not 2*batch.
-      this._held.push({ rows, mark, outcome });
-      return null;
-    }
-    const middle = Math.floor(rows.length / 2);
-    const first = await this._deliver(source, rows.slice(0, middle), mark);
-    if (first !== null) return first;
-    return this._deliver(source, rows.slice(middle), mark);
-  }
-
-  /**
-   * Try the held parts again where the server has since stored other records. When parts
-   * are left that it has not, every part was answered 500: their outcome, to retry the
-   * batch after a backoff (its rows are still in the spool).
-   *
-   * @returns {Promise<object|null>}
-   */
-  async _retryHeld(source) {
-    const held = this._held;
-    this._held = [];
-    const unresolved = [];
-    for (const item of held) {
-      if (this._acks > item.mark) {
-        const failure = await this._deliver(source, item.rows, item.mark);
-        if (failure !== null) return failure;
-      } else {
-        unresolved.push(item);
-      }
-    }
-    const left = [...unresolved, ...this._held];
-    this._held = [];
-    return left.length > 0 ? left[0].outcome : null;
-  }
-
   /** Wait `ms` (unref'd: a finished script does not wait for it); halt() ends it. */
   _wait(ms) {
     return new Promise((resolve) => {
@@ -393,7 +336,7 @@ export class Sender {
 
   _acknowledge(source, rows, outcome) {
     const refused = new Map(outcome.rejected.map((item) => [item.index, item.reason]));
-    if (refused.size < rows.length) this._acks += 1;
+    if (refused.size < rows.length) this._500s.acks += 1;
     if (refused.size > 0) {
       for (const [index, reason] of refused) {
         this._deadLetter(source, [rows[index]], `rejected by the server: ${reason}`);
