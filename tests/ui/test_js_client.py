@@ -521,6 +521,40 @@ def test_the_record_carries_the_fields_of_the_call_the_contexts_and_the_caller(
     assert failed["stack_trace"].startswith("RangeError: out of range\n")
 
 
+def answer_posts(
+    page: Any, log_server: LogServer, answer: Callable[[list[dict]], tuple[int, dict] | None]
+) -> list[int]:
+    """Route the page's POSTs to /logs through ``answer(records)``: a ``(status, headers)``
+    it gives is the response, None forwards the request to the real server. Returns the
+    statuses answered, in order."""
+    answers: list[int] = []
+
+    def handle(route: Any) -> None:
+        request = route.request
+        if request.method != "POST":
+            route.continue_()
+            return
+        records = json.loads(request.post_data_buffer or b"{}").get("logs", [])
+        scripted = answer(records)
+        if scripted is None:
+            response = route.fetch()
+            answers.append(response.status)
+            route.fulfill(response=response)
+            return
+        status, headers = scripted
+        answers.append(status)
+        cors = {"Access-Control-Allow-Origin": log_server.origin, **headers}
+        route.fulfill(
+            status=status,
+            headers=cors,
+            content_type="application/json",
+            body='{"detail":"scripted"}',
+        )
+
+    page.route(f"{log_server.url}/logs", handle)
+    return answers
+
+
 def test_faults_split_bisect_and_dead_letter_only_the_refused_record(
     page: Any, open_page: Callable[..., Any], log_server: LogServer, page_problems: Any
 ) -> None:
@@ -533,34 +567,16 @@ def test_faults_split_bisect_and_dead_letter_only_the_refused_record(
     page_problems.allow("HTTP 5")
     log_server.start()
     scripted = iter([(500, {}), (429, {"Retry-After": "1"})])
-    answers: list[int] = []
 
-    def handle(route: Any) -> None:
-        request = route.request
-        if request.method != "POST":
-            route.continue_()
-            return
-        records = json.loads(request.post_data_buffer or b"{}").get("logs", [])
+    def answer(records: list[dict]) -> tuple[int, dict] | None:
         status, headers = next(scripted, (None, {}))
         if status is None and len(records) > 8:
-            status = 413
-        elif status is None and any(r.get("message") == "poison" for r in records):
-            status = 400
-        if status is None:
-            response = route.fetch()
-            answers.append(response.status)
-            route.fulfill(response=response)
-            return
-        answers.append(status)
-        cors = {"Access-Control-Allow-Origin": log_server.origin, **headers}
-        route.fulfill(
-            status=status,
-            headers=cors,
-            content_type="application/json",
-            body='{"detail":"scripted"}',
-        )
+            return 413, {}
+        if status is None and any(r.get("message") == "poison" for r in records):
+            return 400, {}
+        return None if status is None else (status, headers)
 
-    page.route(f"{log_server.url}/logs", handle)
+    answers = answer_posts(page, log_server, answer)
     open_page(page, flushInterval=100, maxBackoff=500, enableCompression=False)
     assert page.evaluate(
         """async () => {
@@ -584,24 +600,11 @@ def test_a_record_the_server_answers_500_for_alone_is_dead_lettered_and_the_rest
     page_problems.allow("the server responded with a status of")
     page_problems.allow("HTTP 5")
     log_server.start()
-    answers: list[int] = []
-
-    def handle(route: Any) -> None:
-        request = route.request
-        if request.method != "POST":
-            route.continue_()
-            return
-        records = json.loads(request.post_data_buffer or b"{}").get("logs", [])
-        if any(r.get("message") == "crash" for r in records):
-            answers.append(500)
-            cors = {"Access-Control-Allow-Origin": log_server.origin}
-            route.fulfill(status=500, headers=cors, body="Internal Server Error")
-            return
-        response = route.fetch()
-        answers.append(response.status)
-        route.fulfill(response=response)
-
-    page.route(f"{log_server.url}/logs", handle)
+    answers = answer_posts(
+        page,
+        log_server,
+        lambda records: (500, {}) if any(r.get("message") == "crash" for r in records) else None,
+    )
     open_page(page, flushInterval=100, maxBackoff=200, enableCompression=False)
     assert page.evaluate(
         """async () => {
