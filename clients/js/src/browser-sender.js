@@ -23,7 +23,7 @@
  * page of the origin sends them again and the server's deduplication keeps one copy.
  */
 
-import { backoffMs, classify } from './outcome.js';
+import { backoffMs, classify, senderStats } from './outcome.js';
 import { ServerErrors } from './server-errors.js';
 
 /** A POST's JSON text is kept under this (the server takes 10 MiB gzip'd, 64 MiB plain). */
@@ -72,14 +72,7 @@ export class BrowserSender {
     this._500s = new ServerErrors();
     this._listeners = new Set();
     this._compress = options.compress && typeof CompressionStream === 'function';
-    this.stats = {
-      requests: 0,
-      acknowledged: 0,
-      duplicates: 0,
-      deadLettered: 0,
-      retries: 0,
-      lastError: null,
-    };
+    this.stats = senderStats();
   }
 
   /** Start the loop; it first sends what is already queued (a previous page's records). */

@@ -187,3 +187,12 @@ export function shortReason(error) {
   if (typeof first === 'object' && first.message) return String(first.message).slice(0, 200);
   return String(first).slice(0, 200);
 }
+
+/**
+ * A sender's counters (Node's sender.js and the browser's browser-sender.js), all zero:
+ * requests made, records acknowledged, duplicates the server reported, records
+ * dead-lettered, retries, and the last error.
+ */
+export function senderStats() {
+  return { requests: 0, acknowledged: 0, duplicates: 0, deadLettered: 0, retries: 0, lastError: null };
+}

@@ -10,7 +10,7 @@
 
 import {
   COMMON_KEYS, FIELD_COLUMNS, LEVELS, REDACTED, isOptionKey, isSensitive, normalizeLevel,
-  readProperty, redact, toText, uuidv7,
+  readProperty, redact, sourceKeys, toText, uuidv7,
 } from './record.js';
 
 // Each column a field may fill has a bit in the set an encoded record keeps (fewer than 31).
@@ -140,13 +140,7 @@ class RecordText {
   }
 
   add(source) {
-    if (!source || typeof source !== 'object') return;
-    let keys;
-    try {
-      keys = Object.keys(source);
-    } catch {
-      return; // a revoked Proxy: nothing readable
-    }
+    const keys = sourceKeys(source);
     for (let i = 0; i < keys.length; i += 1) {
       const key = keys[i];
       if (isOptionKey(key)) continue;

@@ -417,15 +417,24 @@ export function buildRecord({
   return record;
 }
 
-function addSource(record, metadata, explicit, source) {
-  if (!source || typeof source !== 'object') return;
-  let keys;
+/**
+ * The own enumerable keys of a source of fields (the call's fields, a context, the caller);
+ * none for what is not an object, or for a revoked Proxy, which has nothing readable.
+ *
+ * @param {unknown} source
+ * @returns {string[]}
+ */
+export function sourceKeys(source) {
+  if (!source || typeof source !== 'object') return [];
   try {
-    keys = Object.keys(source);
+    return Object.keys(source);
   } catch {
-    return; // a revoked Proxy: nothing readable
+    return [];
   }
-  for (const key of keys) {
+}
+
+function addSource(record, metadata, explicit, source) {
+  for (const key of sourceKeys(source)) {
     if (OPTION_KEYS.has(key)) continue;
     const value = readField(source, key);
     if (value === undefined) continue;

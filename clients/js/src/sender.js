@@ -13,7 +13,7 @@
  * while it stores others (server-errors.js). Mirrors log_collector/client/sender.py.
  */
 
-import { backoffMs } from './outcome.js';
+import { backoffMs, senderStats } from './outcome.js';
 import { ServerErrors } from './server-errors.js';
 import { encodeBatch } from './transport.js';
 import { warnOnce } from './warnings.js';
@@ -82,14 +82,7 @@ export class Sender {
     // The wait between a batch's consecutive 500s: {timer, resolve}, ended by halt().
     this._pause = null;
     this.failing = false;
-    this.stats = {
-      requests: 0,
-      acknowledged: 0,
-      duplicates: 0,
-      deadLettered: 0,
-      retries: 0,
-      lastError: null,
-    };
+    this.stats = senderStats();
   }
 
   /**
